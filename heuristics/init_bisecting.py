@@ -1,0 +1,68 @@
+"""Bisecting initialisation: repeated 2-means splits of the largest cluster.
+
+Like scikit-learn's ``BisectingKMeans(bisecting_strategy="largest_cluster")``: start
+with one cluster holding every point; k - 1 times, pick the cluster with the
+largest weight mass, run ``n_bisect_iter`` Lloyd iterations of 2-means on it
+(seeded with two distinct random members), and replace it by its two children.
+A cluster whose members are all identical cannot be split and is skipped; if no
+cluster can be split the remaining slots duplicate centroids (``n_unfilled``).
+The leaf means are the initial centroids.  No global Lloyd refinement is done here
+(the engine's iterations do that).
+"""
+
+import torch
+
+from heuristics._partitioning import weighted_mean
+from pgbench.registry import register
+from pgbench.state import InitOutcome
+
+
+def _two_means(P, wp, rng, n_iter):
+    """2-means on P (m, d); returns a bool mask (m,) of the first child, or None."""
+    m = P.shape[0]
+    pick = torch.randperm(m, generator=rng)[:2].to(P.device)
+    C = P[pick].clone()                                      # (2, d)
+    if bool((C[0] == C[1]).all()):
+        far = int(((P - C[0]) ** 2).sum(1).argmax())
+        C[1] = P[far]
+        if bool((C[0] == C[1]).all()):
+            return None
+    mask = None
+    for _ in range(n_iter):
+        d0 = ((P - C[0]) ** 2).sum(1)
+        d1 = ((P - C[1]) ** 2).sum(1)
+        mask = d0 <= d1
+        if bool(mask.all()) or not bool(mask.any()):
+            return None
+        C[0] = (P[mask] * wp[mask, None]).sum(0) / wp[mask].sum().clamp_min(1e-30)
+        C[1] = (P[~mask] * wp[~mask, None]).sum(0) / wp[~mask].sum().clamp_min(1e-30)
+    return mask
+
+
+@register("init", "bisecting", params={"n_bisect_iter": 10},
+          summary="2-means splits of the largest cluster (scikit-learn BisectingKMeans style)")
+def init_bisecting(X, weights, k, rng, n_bisect_iter=10):
+    if n_bisect_iter < 1:
+        raise ValueError(f"n_bisect_iter must be at least 1, got {n_bisect_iter}.")
+    groups = [torch.arange(X.shape[0], device=X.device)]
+    frozen = [False]
+    unsplittable = unfilled = 0
+    while len(groups) < k:
+        masses = [(-1.0 if frozen[i] or g.numel() < 2 else float(weights[g].sum())) for i, g in enumerate(groups)]
+        big = max(range(len(groups)), key=lambda i: masses[i])
+        if masses[big] < 0:
+            groups.append(groups[0])
+            frozen.append(True)
+            unfilled += 1
+            continue
+        g = groups[big]
+        mask = _two_means(X[g], weights[g], rng, n_bisect_iter)
+        if mask is None:
+            frozen[big] = True
+            unsplittable += 1
+            continue
+        groups[big] = g[mask]
+        groups.append(g[~mask])
+        frozen.append(False)
+    centroids = torch.stack([weighted_mean(X, weights, g) for g in groups])
+    return InitOutcome(centroids, {"n_unsplittable": unsplittable, "n_unfilled": unfilled})

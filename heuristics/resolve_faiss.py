@@ -1,0 +1,65 @@
+"""faiss cluster splitting (``ClusteringHelpers.cpp::detail::split_clusters``).
+
+Runs AFTER the centroid update and uses only cluster sizes (``hassign``) and
+centroids, never the points.  For each empty cluster ci in ascending order, scan
+donors cj = 0, 1, 2, ... (mod k) drawing r ~ U[0,1) at each visit, and accept cj
+when r < (hassign[cj] - 1) / (n - k); after ``max_visits`` visits (faiss >= 1.14.2
+uses 10 k; 0 means 10 k) take the largest cluster instead.  Then
+centroid[ci] = centroid[cj], and per dimension j: even j -> ci *= (1 + eps),
+cj *= (1 - eps); odd j -> ci *= (1 - eps), cj *= (1 + eps), with eps = 1/1024;
+hassign[ci] = hassign[cj] / 2 and hassign[cj] -= hassign[ci].  Points are not
+reassigned: the next assignment step decides who moves, so ``n_left`` is the
+split bookkeeping (0 after a call) and the engine's next ``n_empty_assigned`` is
+the real measure.  As in faiss the generator is re-seeded with ``seed`` (1234) at
+every call, so donor choice depends only on the sizes.  ``n`` is the number of
+points and sizes are weight masses, as in faiss's weighted ``compute_centroids``.
+"""
+
+import numpy as np
+import torch
+
+from pgbench.registry import register
+from pgbench.state import ResolveOutcome
+
+_BLOCK = 4096  # uniform draws per vectorised scan block (one draw per visit, in order)
+
+
+@register("resolve", "faiss", params={"eps": 1.0 / 1024, "seed": 1234, "max_visits": 0},
+          when="after_update",
+          summary="split a donor chosen with probability (size-1)/(n-k), copy with 1+-1/1024 (faiss)")
+def resolve_faiss(state, rng, eps=1.0 / 1024, seed=1234, max_visits=0):
+    k, n = state.k, state.n
+    hassign = state.sizes.detach().cpu().double().numpy().copy()          # (k,)
+    empty = np.flatnonzero(hassign == 0)
+    if empty.size == 0:
+        return ResolveOutcome()
+    limit = max_visits if max_visits > 0 else 10 * k
+    gen = torch.Generator().manual_seed(seed)
+    C = state.centroids.detach().cpu().double().numpy().copy()           # (k, d)
+    d = C.shape[1]
+    sign = np.where(np.arange(d) % 2 == 0, 1.0, -1.0)                    # +1 even, -1 odd
+    denom = float(n - k) if n > k else 0.0
+    fallbacks = 0
+    for ci in empty:
+        visits, cj, chosen = 0, 0, None
+        while chosen is None and visits < limit:
+            m = min(_BLOCK, limit - visits)
+            draws = torch.rand(m, generator=gen, dtype=torch.float64).numpy()
+            cand = (cj + np.arange(m)) % k
+            p = (hassign[cand] - 1.0) / denom if denom > 0 else np.zeros(m)
+            hit = np.flatnonzero(draws < p)
+            if hit.size:
+                chosen = int(cand[hit[0]])
+            visits += m
+            cj = (cj + m) % k
+        if chosen is None:
+            chosen = int(np.argmax(hassign))
+            fallbacks += 1
+        C[ci] = C[chosen] * (1.0 + sign * eps)
+        C[chosen] = C[chosen] * (1.0 - sign * eps)
+        hassign[ci] = hassign[chosen] / 2
+        hassign[chosen] -= hassign[ci]
+    state.centroids.copy_(torch.from_numpy(C).to(state.centroids.device, state.centroids.dtype))
+    n_left = int((hassign == 0).sum())
+    return ResolveOutcome(int(empty.size), int(empty.size) - n_left, n_left, rounds=1,
+                          gave_up=n_left > 0, info={"n_split": int(empty.size), "n_fallback_largest": fallbacks})

@@ -1,0 +1,90 @@
+"""Partitioning-Guided Cluster Fine-tuning (PG k-means paper, section 4.2, Algorithm 2).
+
+One pass, repeated while empty clusters remain (at most ``max_passes``, 15 as in
+the paper, with the early stop of line 4):
+
+1. E = empty clusters; L = "large" clusters, size > S_c, in decreasing size.
+   S_c = ``large_factor`` * (total mass / k), the layer-wide average cluster size.
+2. The slots to fill are E plus L (each large cluster keeps its own index for its
+   first sub-cluster); n_w = mass of L; S_avg = max(n_w / (|E| + |L|), 1).
+3. Each large cluster, largest first, is split with CENTROIDPARTITIONING
+   (Algorithm 1) using the scaling target of Eq. 1,
+   S_scl = max(sqrt(n_lc) * sqrt(S_avg), S_avg); its first leaf keeps its index,
+   further leaves take empty indices in ascending order.  The last empty index is
+   reserved (B_rl = True): when the free indices run out, the points not yet given
+   a leaf ("rest") get one centroid c_last = their mean in that reserved slot; if
+   there is no rest, the reserved slot is left for the next pass.
+4. A full re-assignment recomputes E.
+
+Early stop (line 4, "stops decreasing in a limited number"): the passes end when
+the empty count has not reached a new minimum for ``patience`` passes.  Each pass
+costs one full assignment, counted as one resolution round.  ``gave_up`` is set
+when empty clusters remain at the end.
+"""
+
+import math
+
+import torch
+
+from heuristics._partitioning import centroid_partitioning, weighted_mean
+from pgbench.registry import register
+from pgbench.state import ResolveOutcome
+
+
+def _one_pass(state, large_factor: float) -> dict:
+    """Split the large clusters into the empty slots; returns counts of what it did."""
+    X, w, k = state.X, state.weights, state.k
+    free = state.empty_ids().tolist()
+    sizes = state.sizes
+    s_c = large_factor * float(sizes.sum()) / k
+    order = torch.argsort(sizes, descending=True, stable=True)
+    large = [int(c) for c in order if float(sizes[c]) > s_c]
+    if not large or not free:
+        return {"n_large": len(large), "n_new_leaves": 0, "rest": 0}
+    n_w = float(sizes[large].sum())
+    s_avg = max(n_w / (len(free) + len(large)), 1.0)
+    reserved = free.pop()              # B_rl: the last slot is kept for c_last
+    rest = []
+    new_leaves = 0
+    for c in large:
+        members = torch.nonzero(state.labels == c).flatten()
+        n_lc = float(w[members].sum())
+        s_scl = max(math.sqrt(n_lc) * math.sqrt(s_avg), s_avg)
+        leaves, left = centroid_partitioning(X, w, members, s_scl, 1 + len(free), reserve_last=False)
+        state.centroids[c] = weighted_mean(X, w, leaves[0])
+        for leaf in leaves[1:]:
+            state.centroids[free.pop(0)] = weighted_mean(X, w, leaf)
+            new_leaves += 1
+        if left.numel():
+            rest.append(left)
+        if not free:
+            break
+    if rest:
+        pooled = torch.cat(rest)
+        state.centroids[reserved] = weighted_mean(X, w, pooled)
+        new_leaves += 1
+    return {"n_large": len(large), "n_new_leaves": new_leaves, "rest": int(sum(r.numel() for r in rest))}
+
+
+@register("resolve", "pg", params={"max_passes": 15, "patience": 3, "large_factor": 1.0},
+          summary="partitioning-guided cluster fine-tuning (PG k-means Algorithm 2, Eq. 1)")
+def resolve_pg(state, rng, max_passes=15, patience=3, large_factor=1.0):
+    if max_passes < 0 or patience < 1 or large_factor <= 0:
+        raise ValueError("pg resolve needs max_passes >= 0, patience >= 1 and large_factor > 0.")
+    n_found = state.n_empty
+    best, since_best, passes = n_found, 0, 0
+    n_new = 0
+    while state.n_empty > 0 and passes < max_passes and since_best < patience:
+        did = _one_pass(state, large_factor)
+        n_new += did["n_new_leaves"]
+        if did["n_new_leaves"] == 0:
+            break
+        state.reassign()
+        passes += 1
+        if state.n_empty < best:
+            best, since_best = state.n_empty, 0
+        else:
+            since_best += 1
+    n_left = state.n_empty
+    return ResolveOutcome(n_found, n_found - n_left, n_left, rounds=passes, gave_up=n_left > 0,
+                          info={"n_new_leaves": n_new, "early_stop": since_best >= patience})

@@ -1,0 +1,217 @@
+"""The instrumented Lloyd loop with three hook points: consolidate, init, resolve.
+
+One iteration is::
+
+    assignment (labels, squared distances)        -> n_empty_assigned
+    resolve, if it runs before the update         -> n_resolved, rounds
+    centroid update (weighted means; a cluster with no points keeps its centroid)
+    resolve, if it runs after the update (faiss)
+    trace record (seconds per phase, inertia at the assignment)
+
+There is no convergence test by default: like fairseq's EM the loop runs exactly
+``n_iter`` iterations unless a resolver stops it (fairseq's
+EmptyClusterResolveError, recorded as status ``stopped``) or ``tol`` is given.
+After the loop a last assignment gives the final labels and the final empty
+count.  With a consolidation, k-means runs on the consolidated weighted points
+and the labels are mapped back to the original points at the end, so every
+member of a dense group shares its representative's centroid.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import torch
+
+from . import backends, registry
+from .result import IterationStats, KMeansResult
+from .state import Consolidation, KMeansState
+from .validation import (as_device, as_dtype, as_points, as_seed, as_weights, check_k,
+                         check_positive_int)
+
+log = logging.getLogger(__name__)
+
+
+def _route_params(selected: dict[str, registry.Heuristic], params: dict[str, Any]) -> dict[str, dict]:
+    """Give each flat parameter to every selected heuristic that declares it."""
+    routed: dict[str, dict] = {stage: {} for stage in selected}
+    for key, value in params.items():
+        takers = [stage for stage, h in selected.items() if key in h.params]
+        if not takers:
+            names = ", ".join(f"{s} '{h.name}'" for s, h in selected.items())
+            raise ValueError(f"parameter '{key}' is not taken by any selected heuristic ({names}).")
+        for stage in takers:
+            routed[stage][key] = value
+    return {stage: selected[stage].bind(routed[stage]) for stage in selected}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _update(state: KMeansState) -> None:
+    """Centroid update: weighted mean of each cluster; zero-mass clusters keep theirs."""
+    X, w, labels, k = state.X, state.weights, state.labels, state.k
+    sums = torch.zeros_like(state.centroids)
+    sums.index_add_(0, labels, X * w[:, None])            # (k, d)
+    mass = torch.zeros(k, dtype=X.dtype, device=X.device)
+    mass.index_add_(0, labels, w)                         # (k,)
+    filled = mass > 0
+    state.centroids[filled] = sums[filled] / mass[filled, None]
+
+
+def kmeans(X: Any, k: int, init: Any = "fairseq", resolve: str = "fairseq",
+           consolidate: str | None = None, n_iter: int = 15, seed: int = 0,
+           device: str = "cpu", sample_weight: Any = None, backend: str | None = None,
+           dtype: Any = "float32", tol: float | None = None, **params: Any) -> KMeansResult:
+    """Run instrumented k-means with the named heuristics.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, d)
+    k : number of clusters, 1 <= k <= n
+    init : name of an ``init`` heuristic, or an array (k, d) of initial centroids
+    resolve : name of a ``resolve`` heuristic ("none" to leave empty clusters)
+    consolidate : name of a ``consolidate`` heuristic, or None
+    n_iter : Lloyd iterations (fairseq's iPQ default is 15)
+    seed : seeds the one CPU ``torch.Generator`` every heuristic draws from, so the
+        same seed on the same device gives identical output
+    device : "cpu", "cuda" or "cuda:N"
+    sample_weight : array-like (n,) of non-negative weights, or None
+    backend : "torch" or "faiss" assignment; None picks the faster for the device
+    dtype : "float32" (default) or "float64"
+    tol : stop early once the summed squared centroid shift is <= tol (None: never)
+    **params : heuristic parameters, each routed to the selected heuristics that
+        declare it (see ``python -m pgbench list``)
+
+    Returns
+    -------
+    KMeansResult
+    """
+    started = time.perf_counter()
+    dev = as_device(device)
+    dt = as_dtype(dtype)
+    Xt = as_points(X, "X", dt, dev)
+    n, d = Xt.shape
+    k = check_k(k, n)
+    n_iter = check_positive_int(n_iter, "n_iter")
+    seed = as_seed(seed)
+    weights = as_weights(sample_weight, n, dt, dev)
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or tol < 0):
+        raise ValueError(f"tol must be a non-negative number or None, got {tol!r}.")
+    backend = backend or backends.default_backend(dev, dt)
+    backends.check_backend(backend, dev, dt)
+
+    explicit_init = None
+    if not isinstance(init, str):
+        explicit_init = as_points(init, "init", dt, dev)
+        if explicit_init.shape != (k, d):
+            raise ValueError(f"init centroids must have shape ({k}, {d}), got {tuple(explicit_init.shape)}.")
+    if not isinstance(resolve, str):
+        raise ValueError(f"resolve must be a heuristic name, got {resolve!r}.")
+    selected = {"resolve": registry.get("resolve", resolve)}
+    if explicit_init is None:
+        selected["init"] = registry.get("init", init)
+    if consolidate is not None:
+        selected["consolidate"] = registry.get("consolidate", consolidate)
+    bound = _route_params(selected, params)
+
+    rng = torch.Generator(device="cpu").manual_seed(seed)
+    resolver = selected["resolve"]
+
+    # consolidation: k-means then runs on (m, d) weighted points
+    members = None
+    consolidate_info: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    points, point_weights = Xt, weights
+    if consolidate is not None:
+        merged: Consolidation = selected["consolidate"].func(Xt, weights, k, rng, **bound["consolidate"])
+        points, point_weights, members = merged.X, merged.weights, merged.members
+        consolidate_info = merged.info
+        if points.shape[0] < k:
+            raise RuntimeError(f"consolidation '{consolidate}' left {points.shape[0]} points for k={k}.")
+    _sync(dev)
+    seconds_consolidate = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    if explicit_init is not None:
+        centroids, init_name, init_info = explicit_init.clone(), "explicit", {}
+    else:
+        outcome = selected["init"].func(points, point_weights, k, rng, **bound["init"])
+        centroids, init_name, init_info = outcome.centroids.to(dev, dt).contiguous(), init, outcome.info
+    _sync(dev)
+    seconds_init = time.perf_counter() - t0
+
+    assign = backends.make_assign(backend, points)
+    state = KMeansState(points, point_weights, centroids, assign)
+    trace: list[IterationStats] = []
+    stopped = False
+    for it in range(n_iter):
+        state.iteration = it
+        t0 = time.perf_counter()
+        state.reassign()
+        n_empty = state.n_empty
+        inertia = float((state.sq_dists * state.weights).sum())
+        _sync(dev)
+        t1 = time.perf_counter()
+        before = state.centroids.clone() if tol is not None else None
+        seconds_resolve = 0.0
+        res = None
+        if resolver.when == "before_update":
+            res = resolver.func(state, rng, **bound["resolve"])
+            _sync(dev)
+            seconds_resolve = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        if res is None or not res.stop:
+            _update(state)
+        _sync(dev)
+        seconds_update = time.perf_counter() - t2
+        if resolver.when == "after_update":
+            t3 = time.perf_counter()
+            res = resolver.func(state, rng, **bound["resolve"])
+            _sync(dev)
+            seconds_resolve = time.perf_counter() - t3
+        trace.append(IterationStats(it, n_empty, res.n_left, res.n_resolved, res.rounds, res.gave_up,
+                                    t1 - t0, seconds_resolve, seconds_update, inertia))
+        log.debug("iteration %d: %d empty after assignment, %d after %s (%d rounds), inertia %.6g",
+                  it, n_empty, res.n_left, resolve, res.rounds, inertia)
+        if res.stop:
+            stopped = True
+            break
+        if tol is not None and float(((state.centroids - before) ** 2).sum()) <= tol:
+            break
+
+    # final assignment of the (consolidated) points with the final centroids
+    state.reassign()
+    labels, sq = state.labels, state.sq_dists
+    if members is not None:
+        labels = labels[members]
+        sq = ((Xt - state.centroids[labels]) ** 2).sum(1)
+    counts = torch.bincount(labels, minlength=k)
+    n_empty_final = int((counts == 0).sum())
+    inertia = float((sq * weights).sum())
+
+    last = trace[-1]
+    if stopped:
+        status = "stopped"
+        message = (f"resolver '{resolve}' stopped the iterations at iteration {last.iteration} "
+                   f"with {last.n_empty_resolved} empty clusters left")
+    elif n_empty_final > 0 or last.gave_up:
+        status = "unresolved"
+        message = f"{n_empty_final} empty clusters after the final assignment"
+        if int(torch.unique(Xt, dim=0).shape[0]) < k:
+            message += " (the data has fewer distinct points than k)"
+    else:
+        status, message = "ok", ""
+    _sync(dev)
+    return KMeansResult(
+        centroids=state.centroids, labels=labels, trace=trace, n_empty_final=n_empty_final,
+        inertia=inertia, status=status, message=message, n_iter=len(trace), k=k,
+        init=init_name, resolve=resolve, consolidate=consolidate,
+        params={stage: dict(p) for stage, p in bound.items()}, seed=seed, device=str(dev),
+        backend=backend, seconds_consolidate=seconds_consolidate, seconds_init=seconds_init,
+        seconds_total=time.perf_counter() - started, init_info=init_info,
+        consolidate_info=consolidate_info)

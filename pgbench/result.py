@@ -1,0 +1,97 @@
+"""The instrumented outcome of one k-means run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+STATUSES = ("ok", "unresolved", "stopped")
+
+
+@dataclass
+class IterationStats:
+    """One Lloyd iteration, as measured by the engine.
+
+    n_empty_assigned : empty clusters right after the assignment step
+    n_empty_resolved : empty clusters after the resolver (its own bookkeeping for
+        resolvers that do not re-assign: sklearn, faiss)
+    n_resolved : clusters the resolver fixed; rounds : its resolution rounds
+    gave_up : the resolver hit its bound; seconds_* : wall time per phase
+    inertia : sum of weighted squared distances at the assignment step
+    """
+
+    iteration: int
+    n_empty_assigned: int
+    n_empty_resolved: int
+    n_resolved: int
+    rounds: int
+    gave_up: bool
+    seconds_assign: float
+    seconds_resolve: float
+    seconds_update: float
+    inertia: float
+
+
+@dataclass
+class KMeansResult:
+    """Centroids, assignments and a per-iteration trace of one k-means run.
+
+    centroids : Tensor (k, d); labels : Tensor (n,) int64, the final assignment of
+    the original points; trace : list of IterationStats; n_empty_final : empty
+    clusters after a last assignment step with the final centroids (for fairseq's
+    stop this is the assignment fairseq returns); inertia : final sum of weighted
+    squared distances; status : ``ok``, ``unresolved`` (empty clusters remain at
+    the end, or the resolver gave up in the last iteration) or ``stopped`` (the
+    resolver stopped the iterations, as fairseq does on EmptyClusterResolveError).
+    """
+
+    centroids: torch.Tensor
+    labels: torch.Tensor
+    trace: list[IterationStats]
+    n_empty_final: int
+    inertia: float
+    status: str
+    message: str
+    n_iter: int
+    k: int
+    init: str
+    resolve: str
+    consolidate: str | None
+    params: dict[str, dict[str, Any]]
+    seed: int
+    device: str
+    backend: str
+    seconds_consolidate: float = 0.0
+    seconds_init: float = 0.0
+    seconds_total: float = 0.0
+    init_info: dict[str, Any] = field(default_factory=dict)
+    consolidate_info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_empty_initial(self) -> int:
+        """Empty clusters at the first assignment (what the init left)."""
+        return self.trace[0].n_empty_assigned if self.trace else self.n_empty_final
+
+    @property
+    def rounds_total(self) -> int:
+        return sum(s.rounds for s in self.trace)
+
+    @property
+    def cluster_sizes(self) -> torch.Tensor:
+        """Points per cluster in the final assignment, shape (k,)."""
+        return torch.bincount(self.labels, minlength=self.k)
+
+    def summary(self) -> dict[str, Any]:
+        """A flat, JSON-able dict of the scalar outcomes (no tensors)."""
+        return {
+            "init": self.init, "resolve": self.resolve, "consolidate": self.consolidate,
+            "status": self.status, "n_iter": self.n_iter, "k": self.k,
+            "n_empty_initial": self.n_empty_initial, "n_empty_final": self.n_empty_final,
+            "rounds_total": self.rounds_total, "inertia": self.inertia,
+            "seconds_total": self.seconds_total, "device": self.device, "backend": self.backend,
+        }
+
+    def trace_dicts(self) -> list[dict[str, Any]]:
+        return [asdict(s) for s in self.trace]

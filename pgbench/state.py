@@ -1,0 +1,136 @@
+"""What heuristics see and return: the mutable k-means state and the outcome records.
+
+The engine owns one :class:`KMeansState` per run and hands it to the ``resolve``
+hook.  A resolver may move centroids (``state.centroids``), re-run the assignment
+(``state.reassign()``) or relabel points (``state.relabel()``); the engine then
+performs the centroid update from ``state.labels``.  Clusters with no points keep
+their current centroid through the update, so a resolver that places a centroid
+on an empty cluster is never overwritten by a NaN mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+Assign = Callable[[torch.Tensor, torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
+
+
+@dataclass
+class KMeansState:
+    """The data, current centroids and current assignment of one k-means run.
+
+    Attributes
+    ----------
+    X : Tensor of shape (n, d)
+    weights : Tensor of shape (n,), non-negative point weights (ones when unweighted)
+    centroids : Tensor of shape (k, d)
+    labels : Tensor of shape (n,), int64 cluster index of every point
+    sq_dists : Tensor of shape (n,), squared distance of every point to its centroid
+        *at assignment time* (a relabel does not change it)
+    counts : Tensor of shape (k,), int64 number of points per cluster; a cluster
+        is empty when its count is 0
+    sizes : Tensor of shape (k,), float weight mass per cluster (equal to counts
+        when unweighted); donors are chosen by size
+    n_assignments : int, full assignment passes done so far in this run
+    """
+
+    X: torch.Tensor
+    weights: torch.Tensor
+    centroids: torch.Tensor
+    assign: Assign
+    labels: torch.Tensor = field(default=None)  # type: ignore[assignment]
+    sq_dists: torch.Tensor = field(default=None)  # type: ignore[assignment]
+    counts: torch.Tensor = field(default=None)  # type: ignore[assignment]
+    sizes: torch.Tensor = field(default=None)  # type: ignore[assignment]
+    iteration: int = 0
+    n_assignments: int = 0
+
+    @property
+    def k(self) -> int:
+        return self.centroids.shape[0]
+
+    @property
+    def n(self) -> int:
+        return self.X.shape[0]
+
+    def reassign(self) -> None:
+        """Full assignment step: every point to its nearest centroid (first on ties)."""
+        self.labels, self.sq_dists = self.assign(self.X, self.centroids)
+        self.n_assignments += 1
+        self.recount()
+
+    def relabel(self, points: torch.Tensor, clusters: torch.Tensor) -> None:
+        """Move ``points`` (m,) to ``clusters`` (m,) without recomputing distances."""
+        self.labels[points] = clusters
+        self.recount()
+
+    def recount(self) -> None:
+        """Recompute ``counts`` and ``sizes`` from ``labels``."""
+        self.counts = torch.bincount(self.labels, minlength=self.k)
+        self.sizes = torch.zeros(self.k, dtype=self.weights.dtype, device=self.weights.device)
+        self.sizes.index_add_(0, self.labels, self.weights)
+
+    def empty_ids(self) -> torch.Tensor:
+        """Indices (ascending) of the clusters with no point, shape (n_empty,)."""
+        return torch.nonzero(self.counts == 0).flatten()
+
+    @property
+    def n_empty(self) -> int:
+        return int((self.counts == 0).sum())
+
+    def cluster_mean(self, members: torch.Tensor) -> torch.Tensor:
+        """Weighted mean (d,) of the points ``members`` (m,); the plain mean if weight is 0."""
+        w = self.weights[members]
+        total = w.sum()
+        if float(total) > 0:
+            return (self.X[members] * w[:, None]).sum(0) / total
+        return self.X[members].mean(0)
+
+
+@dataclass
+class InitOutcome:
+    """What an ``init`` heuristic returns: centroids (k, d) and counts of what it did."""
+
+    centroids: torch.Tensor
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ResolveOutcome:
+    """What a ``resolve`` heuristic did in one Lloyd iteration.
+
+    n_found : empty clusters it was given
+    n_resolved : of those, how many it gave a non-empty cluster (or, for resolvers
+        that do not re-assign, a new centroid position)
+    n_left : clusters still empty when it returned (its own bookkeeping)
+    rounds : resolution rounds (full re-assignments, or passes for one-shot resolvers)
+    gave_up : it hit its attempt bound with empty clusters left
+    stop : stop the Lloyd iterations now, skipping this iteration's update (fairseq)
+    """
+
+    n_found: int = 0
+    n_resolved: int = 0
+    n_left: int = 0
+    rounds: int = 0
+    gave_up: bool = False
+    stop: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Consolidation:
+    """What a ``consolidate`` heuristic returns.
+
+    X : Tensor (m, d), the consolidated points (one per dense group or independent point)
+    weights : Tensor (m,), their weights
+    members : Tensor (n,), int64 index into the m consolidated points for every original point
+    info : counts (groups found, points merged, epsilon used, ...)
+    """
+
+    X: torch.Tensor
+    weights: torch.Tensor
+    members: torch.Tensor
+    info: dict[str, Any] = field(default_factory=dict)
