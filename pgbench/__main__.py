@@ -1,0 +1,3 @@
+from pgbench.cli import main
+
+raise SystemExit(main())

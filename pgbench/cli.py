@@ -1,0 +1,75 @@
+"""Command-line interface: ``python -m pgbench COMMAND ...``.
+
+Each command is a small function registered in ``COMMANDS`` with its argument
+set-up; library modules never print, only this module writes to stdout.
+Verbosity: ``-v`` (info) / ``-vv`` (debug) logging on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from . import registry
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    catalogue = registry.catalogue()
+    if args.json:
+        print(json.dumps(catalogue))
+        return 0
+    for stage in registry.STAGES:
+        print(f"{stage}:")
+        for name in catalogue[stage]:
+            h = registry.get(stage, name)
+            params = ", ".join(f"{k}={v!r}" for k, v in h.params.items())
+            print(f"  {name:10s} {h.summary}" + (f"  [{params}]" if params else ""))
+    return 0
+
+
+def _setup_list(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print {stage: [names]} as JSON")
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import format_table, run_demo
+
+    rows = run_demo(n_iter=args.n_iter, seed=args.seed, device=args.device, quick=not args.full)
+    print(format_table(rows))
+    return 0
+
+
+def _setup_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--n-iter", type=int, default=15)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--full", action="store_true", help="larger data sets (minutes)")
+
+
+COMMANDS = {
+    "list": (_setup_list, _cmd_list, "list the registered heuristics"),
+    "demo": (_setup_demo, _cmd_demo, "compare every heuristic combination on built-in synthetic sets"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pgbench", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (setup, _, help_text) in COMMANDS.items():
+        setup(sub.add_parser(name, help=help_text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return COMMANDS[args.command][1](args)
+    except ValueError as exc:
+        print(f"pgbench {args.command}: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,95 @@
+"""Data sources: registered, parameterised producers of data sets to cluster.
+
+A source is a function registered with :func:`register_source` under a name, with
+its parameters declared as data (name -> default).  Called as
+``fn(seed=..., **params)`` it yields :class:`Dataset` objects, one per thing to
+cluster (a synthetic set, a benchmark file, one layer of a checkpoint).  Sources
+are discovered like heuristics: every public module of this package is imported
+on first use, so adding a source is adding one file here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import torch
+
+from ..registry import Heuristic
+
+
+@dataclass
+class Dataset:
+    """One set of points to cluster, with what the metrics need.
+
+    name : short identifier, unique within its source (a file stem, a layer name)
+    X : Tensor (n, d) float32, the points (PQ sub-vectors for weight sources)
+    k : the number of centroids this set calls for (ground-truth count for
+        benchmark files, the preset's count for layers), or None
+    layer_type : "embedding", "attn_q", "attn_k", "attn_v", "attn_out", "fc1",
+        "fc2" for weight sources, else None
+    true_centroids : Tensor (k_true, d) for sets with ground truth, else None
+    weight_shape : the original weight's shape for weight sources (to rebuild
+        W_hat and compute ||W - W_hat|| / ||W||), else None
+    block_size : PQ block size for weight sources, else None
+    meta : anything else worth storing (source file, model name, ...)
+    """
+
+    name: str
+    X: torch.Tensor
+    k: int | None = None
+    layer_type: str | None = None
+    true_centroids: torch.Tensor | None = None
+    weight_shape: tuple[int, ...] | None = None
+    block_size: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+_SOURCES: dict[str, Heuristic] = {}
+_loaded = False
+
+
+def register_source(name: str, params: dict[str, Any] | None = None, summary: str = "") -> Callable:
+    """Decorator registering ``fn(seed, **params) -> Iterator[Dataset]`` as source ``name``."""
+
+    def decorate(func: Callable) -> Callable:
+        if name in _SOURCES and _SOURCES[name].func is not func:
+            raise ValueError(f"data source '{name}' is registered twice.")
+        doc = (func.__doc__ or "").strip().splitlines()
+        _SOURCES[name] = Heuristic("source", name, func, dict(params or {}), summary or (doc[0] if doc else ""))
+        return func
+
+    return decorate
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def get_source(name: str) -> Heuristic:
+    """The registered source, or ValueError listing the known ones."""
+    _load()
+    try:
+        return _SOURCES[name]
+    except KeyError:
+        raise ValueError(f"unknown data source '{name}' (known: {', '.join(sorted(_SOURCES))}).") from None
+
+
+def source_names() -> list[str]:
+    _load()
+    return sorted(_SOURCES)
+
+
+def load(name: str, seed: int = 0, **params: Any) -> Iterator[Dataset]:
+    """Validate ``params`` against the source's declaration and yield its data sets."""
+    source = get_source(name)
+    bound = source.bind(params)
+    return iter(source.func(seed=seed, **bound))
