@@ -26,21 +26,31 @@ from __future__ import annotations
 import torch
 
 
-def _bisect(X: torch.Tensor, w: torch.Tensor, node: torch.Tensor, target: float):
-    """Split ``node`` (m,) into (inner, outer) index tensors around its farthest point."""
-    pts = X[node]                                           # (m, d)
-    wn = w[node]                                            # (m,)
-    mass = wn.sum()
-    centre = (pts * wn[:, None]).sum(0) / mass if float(mass) > 0 else pts.mean(0)
+def _split(idx: torch.Tensor, pts: torch.Tensor, wts: torch.Tensor, mass: float, target: float):
+    """Split one node around its farthest point into (inner, outer) nodes.
+
+    A node is ``(idx (m,), pts (m, d), wts (m,), mass)``; the children are slices
+    of one sorted gather, so each level of the tree gathers every point once.
+    """
+    centre = (pts * wts[:, None]).sum(0) / mass if mass > 0 else pts.mean(0)
     far = int(((pts - centre) ** 2).sum(1).argmax())
-    dist = ((pts - pts[far]) ** 2).sum(1)                   # (m,)
+    dist = ((pts - pts[far]) ** 2).sum(1)                    # (m,)
     order = torch.sort(dist, stable=True).indices
-    half = float(mass) / 2.0
+    idx, pts, wts = idx[order], pts[order], wts[order]
+    half = mass / 2.0
     n_h = round(half / target) * target if target > 0 else half
-    cum = torch.cumsum(wn[order], 0)
+    cum = torch.cumsum(wts, 0)
     cut = int(torch.searchsorted(cum, torch.tensor(n_h, dtype=cum.dtype, device=cum.device))) + 1
-    cut = min(max(cut, 1), node.shape[0] - 1)
-    return node[order[:cut]], node[order[cut:]]
+    cut = min(max(cut, 1), idx.shape[0] - 1)
+    inner_mass = float(cum[cut - 1])
+    return ((idx[:cut], pts[:cut], wts[:cut], inner_mass),
+            (idx[cut:], pts[cut:], wts[cut:], mass - inner_mass))
+
+
+def _bisect(X: torch.Tensor, w: torch.Tensor, node: torch.Tensor, target: float):
+    """Split the points ``node`` (m,) into (inner, outer) index tensors around the farthest point."""
+    inner, outer = _split(node, X[node], w[node], float(w[node].sum()), target)
+    return inner[0], outer[0]
 
 
 def centroid_partitioning(X: torch.Tensor, w: torch.Tensor, node: torch.Tensor, target: float,
@@ -54,19 +64,19 @@ def centroid_partitioning(X: torch.Tensor, w: torch.Tensor, node: torch.Tensor, 
     limit = max_leaves - 1 if reserve_last else max_leaves
     leaves: list[torch.Tensor] = []
     rest: list[torch.Tensor] = []
-    stack = [node]
+    stack = [(node, X[node], w[node], float(w[node].sum()))]
     while stack:
         current = stack.pop()
-        if current.numel() == 0:
+        idx = current[0]
+        if idx.numel() == 0:
             continue
         if len(leaves) >= limit:
-            rest.append(current)
+            rest.append(idx)
             continue
-        size = float(w[current].sum())
-        if size <= target + 1 or current.numel() == 1:
-            leaves.append(current)
+        if current[3] <= target + 1 or idx.numel() == 1:
+            leaves.append(idx)
             continue
-        inner, outer = _bisect(X, w, current, target)
+        inner, outer = _split(*current, target)
         stack.append(outer)
         stack.append(inner)
     empty = node.new_empty(0)

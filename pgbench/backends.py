@@ -113,3 +113,24 @@ def make_assign(backend: str, X: torch.Tensor) -> Callable:
     if backend == "faiss":
         return FaissAssign(X)
     return torch_assign
+
+
+def segment_sums(labels: torch.Tensor, values: torch.Tensor, k: int, method: str | None = None) -> torch.Tensor:
+    """Per-cluster sums of ``values`` (n, m) grouped by ``labels`` (n,): shape (k, m).
+
+    CPU uses ``index_add_`` (deterministic there).  CUDA's ``index_add_`` uses float
+    atomics whose order varies between runs, so on CUDA the sums are a chunked
+    one-hot matrix product instead (deterministic, and cheap on a GPU), which keeps
+    "same seed, same device -> identical output" true there.  ``method`` forces
+    "index_add" or "onehot" (tests run the CUDA path on the CPU this way).
+    """
+    method = method or ("onehot" if values.device.type == "cuda" else "index_add")
+    out = torch.zeros((k, values.shape[1]), dtype=values.dtype, device=values.device)
+    if method == "index_add":
+        return out.index_add_(0, labels, values)
+    rows = max(1, (64 * 2**20) // (max(k, 1) * values.element_size()))
+    ids = torch.arange(k, device=values.device)
+    for start in range(0, labels.shape[0], rows):
+        onehot = (labels[start:start + rows, None] == ids[None, :]).to(values.dtype)   # (r, k)
+        out += onehot.t() @ values[start:start + rows]                               # (k, m)
+    return out

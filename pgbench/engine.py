@@ -54,13 +54,12 @@ def _sync(device: torch.device) -> None:
 
 def _update(state: KMeansState) -> None:
     """Centroid update: weighted mean of each cluster; zero-mass clusters keep theirs."""
-    X, w, labels, k = state.X, state.weights, state.labels, state.k
-    sums = torch.zeros_like(state.centroids)
-    sums.index_add_(0, labels, X * w[:, None])            # (k, d)
-    mass = torch.zeros(k, dtype=X.dtype, device=X.device)
-    mass.index_add_(0, labels, w)                         # (k,)
+    X, w = state.X, state.weights
+    stacked = torch.cat([X * w[:, None], w[:, None]], 1)                  # (n, d + 1)
+    sums = backends.segment_sums(state.labels, stacked, state.k)          # (k, d + 1)
+    mass = sums[:, -1]
     filled = mass > 0
-    state.centroids[filled] = sums[filled] / mass[filled, None]
+    state.centroids[filled] = sums[filled, :-1] / mass[filled, None]
 
 
 def kmeans(X: Any, k: int, init: Any = "fairseq", resolve: str = "fairseq",

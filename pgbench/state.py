@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import torch
 
+from .backends import segment_sums
+
 Assign = Callable[[torch.Tensor, torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
 
 
@@ -70,8 +72,7 @@ class KMeansState:
     def recount(self) -> None:
         """Recompute ``counts`` and ``sizes`` from ``labels``."""
         self.counts = torch.bincount(self.labels, minlength=self.k)
-        self.sizes = torch.zeros(self.k, dtype=self.weights.dtype, device=self.weights.device)
-        self.sizes.index_add_(0, self.labels, self.weights)
+        self.sizes = segment_sums(self.labels, self.weights[:, None], self.k)[:, 0]
 
     def empty_ids(self) -> torch.Tensor:
         """Indices (ascending) of the clusters with no point, shape (n_empty,)."""
