@@ -1,6 +1,8 @@
 """scikit-learn relocation (``_k_means_common.pyx::_relocate_empty_clusters_dense``).
 
-With the distances d_i = |x_i - c_old[label_i]|^2 of the assignment step: if
+A cluster is empty when its weight mass is 0 (as in scikit-learn, so a cluster
+holding only zero-weight points counts).  With the distances
+d_i = |x_i - c_old[label_i]|^2 of the assignment step: if
 max d_i == 0 nothing is relocated (scikit-learn's guard for duplicate-heavy data);
 otherwise the n_empty points with the largest d_i are moved, one to each empty
 cluster.  scikit-learn patches the per-cluster sums and weights; here the points
@@ -21,7 +23,7 @@ from pgbench.state import ResolveOutcome
 
 @register("resolve", "sklearn", summary="relocate empty clusters onto the points farthest from their centre (scikit-learn)")
 def resolve_sklearn(state, rng):
-    empty = state.empty_ids()
+    empty = torch.nonzero(state.sizes == 0).flatten()      # scikit-learn: zero accumulated weight
     n_found = int(empty.numel())
     if n_found == 0:
         return ResolveOutcome()
@@ -31,7 +33,7 @@ def resolve_sklearn(state, rng):
         far = torch.topk(state.sq_dists, n_found, sorted=True).indices     # (n_empty,)
         state.relabel(far, empty)
         relocated = n_found
-    still = state.empty_ids()
+    still = torch.nonzero(state.sizes == 0).flatten()
     if still.numel() > 0:
         largest = int(state.sizes.argmax())
         members = torch.nonzero(state.labels == largest).flatten()
