@@ -1,8 +1,10 @@
 """Bisecting initialisation: repeated 2-means splits of the largest cluster.
 
 Like scikit-learn's ``BisectingKMeans(bisecting_strategy="largest_cluster")``: start
-with one cluster holding every point; k - 1 times, pick the cluster with the
-largest weight mass, run ``n_bisect_iter`` Lloyd iterations of 2-means on it
+with one cluster holding every point; k - 1 times, pick the largest cluster,
+by point count as scikit-learn does (``largest_by="count"``, ties to the first)
+or by weight mass (``largest_by="mass"``, so a consolidated dense group counts
+as its members), run ``n_bisect_iter`` Lloyd iterations of 2-means on it
 (seeded with two distinct random members), and replace it by its two children.
 A cluster whose members are all identical cannot be split and is skipped; if no
 cluster can be split the remaining slots duplicate centroids (``n_unfilled``).
@@ -39,16 +41,19 @@ def _two_means(P, wp, rng, n_iter):
     return mask
 
 
-@register("init", "bisecting", params={"n_bisect_iter": 10},
+@register("init", "bisecting", params={"n_bisect_iter": 10, "largest_by": "count"},
           summary="2-means splits of the largest cluster (scikit-learn BisectingKMeans style)")
-def init_bisecting(X, weights, k, rng, n_bisect_iter=10):
+def init_bisecting(X, weights, k, rng, n_bisect_iter=10, largest_by="count"):
     if n_bisect_iter < 1:
         raise ValueError(f"n_bisect_iter must be at least 1, got {n_bisect_iter}.")
+    if largest_by not in ("count", "mass"):
+        raise ValueError(f"largest_by must be 'count' or 'mass', got {largest_by!r}.")
+    size = (lambda g: float(g.numel())) if largest_by == "count" else (lambda g: float(weights[g].sum()))
     groups = [torch.arange(X.shape[0], device=X.device)]
     frozen = [False]
     unsplittable = unfilled = 0
     while len(groups) < k:
-        masses = [(-1.0 if frozen[i] or g.numel() < 2 else float(weights[g].sum())) for i, g in enumerate(groups)]
+        masses = [(-1.0 if frozen[i] or g.numel() < 2 else size(g)) for i, g in enumerate(groups)]
         big = max(range(len(groups)), key=lambda i: masses[i])
         if masses[big] < 0:
             groups.append(groups[0])

@@ -211,14 +211,23 @@ def test_bisecting_splits_the_largest_cluster():
         assert C[0] < C[1] < 1 and torch.allclose(C[2:], torch.cat([b, c]), rtol=0, atol=1e-9)
 
 
-@pytest.mark.xfail(strict=True, reason="spec §2.5: scikit-learn's largest_cluster scores leaves by unweighted "
-                   "point COUNT (np.bincount); init_bisecting uses weight mass (a deliberate choice for "
-                   "consolidated points?) - left to the lead")
 def test_bisecting_largest_is_by_point_count_not_weight():
+    # spec §2.5: scikit-learn's largest_cluster scores leaves by unweighted point COUNT (np.bincount)
     X, w = _abc(weight_c=10.0)          # C: 20 points but mass 200 > 70
     a, b, c = X[:40].mean(0), X[40:70].mean(0), X[70:].mean(0)
     C = init_bisecting(X, w, 3, gen(0)).centroids
     assert torch.allclose(C[C[:, 0].argsort()], torch.stack([a, b, c]), rtol=0, atol=1e-9)
+
+
+def test_bisecting_largest_by_mass_splits_the_heavy_cluster_first():
+    X, w = _abc(weight_c=10.0)          # first split {A, B} | {C}; C has mass 200 > 70, so C is split next
+    for seed in range(5):
+        C = init_bisecting(X, w, 3, gen(seed), largest_by="mass").centroids
+        C = C[C[:, 0].argsort()]
+        assert torch.allclose(C[0], X[:70].mean(0), rtol=0, atol=1e-9)       # A and B stay together
+        assert (C[1:, 0] > 900).all()                                         # C is halved
+    with pytest.raises(ValueError, match="largest_by"):
+        init_bisecting(X, w, 3, gen(0), largest_by="inertia")
 
 
 def test_bisecting_fewer_distinct_points_than_k_terminates():
