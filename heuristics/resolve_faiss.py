@@ -10,7 +10,7 @@ cj *= (1 - eps); odd j -> ci *= (1 - eps), cj *= (1 + eps), with eps = 1/1024;
 hassign[ci] = hassign[cj] / 2 and hassign[cj] -= hassign[ci].  Points are not
 reassigned: the next assignment step decides who moves, so ``n_left`` is the
 split bookkeeping (0 after a call) and the engine's next ``n_empty_assigned`` is
-the real measure.  As in faiss the generator is re-seeded with ``seed`` (1234) at
+the real measure.  As in faiss the generator is re-seeded with ``split_seed`` (1234) at
 every call, so donor choice depends only on the sizes.  ``n`` is the number of
 points and sizes are weight masses, as in faiss's weighted ``compute_centroids``.
 """
@@ -24,17 +24,17 @@ from pgbench.state import ResolveOutcome
 _BLOCK = 4096  # uniform draws per vectorised scan block (one draw per visit, in order)
 
 
-@register("resolve", "faiss", params={"eps": 1.0 / 1024, "seed": 1234, "max_visits": 0},
+@register("resolve", "faiss", params={"eps": 1.0 / 1024, "split_seed": 1234, "max_visits": 0},
           when="after_update",
           summary="split a donor chosen with probability (size-1)/(n-k), copy with 1+-1/1024 (faiss)")
-def resolve_faiss(state, rng, eps=1.0 / 1024, seed=1234, max_visits=0):
+def resolve_faiss(state, rng, eps=1.0 / 1024, split_seed=1234, max_visits=0):
     k, n = state.k, state.n
     hassign = state.sizes.detach().cpu().double().numpy().copy()          # (k,)
     empty = np.flatnonzero(hassign == 0)
     if empty.size == 0:
         return ResolveOutcome()
     limit = max_visits if max_visits > 0 else 10 * k
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(split_seed)
     C = state.centroids.detach().cpu().double().numpy().copy()           # (k, d)
     d = C.shape[1]
     sign = np.where(np.arange(d) % 2 == 0, 1.0, -1.0)                    # +1 even, -1 odd

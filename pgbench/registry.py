@@ -36,6 +36,10 @@ from typing import Any, Callable
 log = logging.getLogger(__name__)
 
 STAGES = ("init", "resolve", "consolidate")
+#: arguments of ``pgbench.kmeans`` itself: a heuristic parameter with one of these
+#: names could never be set, so registering one is refused
+RESERVED_PARAMS = frozenset({"X", "k", "init", "resolve", "consolidate", "n_iter", "seed", "device",
+                             "sample_weight", "backend", "dtype", "tol"})
 RESOLVE_TIMINGS = ("before_update", "after_update")
 
 
@@ -103,6 +107,11 @@ def register(stage: str, name: str, params: dict[str, Any] | None = None,
         raise ValueError(f"unknown stage '{stage}' (known: {', '.join(STAGES)}).")
     if when not in RESOLVE_TIMINGS:
         raise ValueError(f"unknown resolve timing '{when}' (known: {', '.join(RESOLVE_TIMINGS)}).")
+
+    clash = sorted(RESERVED_PARAMS & set(params or {}))
+    if clash:
+        raise ValueError(f"{stage} heuristic '{name}' declares parameter(s) {clash} that pgbench.kmeans "
+                         "takes itself; rename them.")
 
     def decorate(func: Callable) -> Callable:
         if name in _REGISTRY[stage] and _REGISTRY[stage][name].func is not func:

@@ -311,7 +311,7 @@ def test_faiss_deterministic_donors_and_halved_bookkeeping():
             state = _sized_state([2, 0, 0, 3])
             C0, C3 = state.centroids[0].clone(), state.centroids[3].clone()
             labels, n_assign = state.labels.clone(), state.n_assignments
-            out = faiss_resolve(state, torch.Generator().manual_seed(run_seed), seed=seed)
+            out = faiss_resolve(state, torch.Generator().manual_seed(run_seed), split_seed=seed)
             assert torch.equal(state.centroids[1], _scaled(C0, +1))
             assert torch.equal(state.centroids[0], _scaled(C0, -1))
             assert torch.equal(state.centroids[2], _scaled(C3, +1))
@@ -338,7 +338,7 @@ def test_faiss_scan_acceptance_singletons_never_donors():
     for seed in range(n):
         state = copy_state(base)
         before = state.centroids.clone()
-        faiss_resolve(state, torch.Generator().manual_seed(0), seed=seed)
+        faiss_resolve(state, torch.Generator().manual_seed(0), split_seed=seed)
         donor = _donor_of(before, state.centroids[3])
         assert donor in counts                                  # never a singleton
         counts[donor] += 1
@@ -356,7 +356,7 @@ def test_faiss_halved_donor_can_donate_again_with_scan_probability():
     for seed in range(n):
         state = copy_state(base)
         C2 = state.centroids[2].clone()
-        faiss_resolve(state, torch.Generator().manual_seed(0), seed=seed)
+        faiss_resolve(state, torch.Generator().manual_seed(0), split_seed=seed)
         first, c2 = _scaled(C2, +1), _scaled(C2, -1)                 # after the split of empty 0
         C = state.centroids
         from_c0 = (torch.allclose(C[1], _scaled(first, +1), rtol=1e-12, atol=0)
@@ -393,7 +393,7 @@ def test_faiss_fallback_to_largest_after_visit_limit():
     for seed in range(20):
         state = _sized_state([0, 2, 5])
         C2 = state.centroids[2].clone()
-        out = faiss_resolve(state, torch.Generator().manual_seed(0), seed=seed, max_visits=1)
+        out = faiss_resolve(state, torch.Generator().manual_seed(0), split_seed=seed, max_visits=1)
         assert torch.equal(state.centroids[0], _scaled(C2, +1))
         assert out.info["n_fallback_largest"] == 1
     # weighted masses all <= 1 (weights 1/4): every p <= 0, the default 10 k visit bound ends the

@@ -203,3 +203,14 @@ def test_cuda_segment_sum_path_matches_index_add_on_cpu():
     a = backends.segment_sums(labels, values, 40, method="index_add")
     b = backends.segment_sums(labels, values, 40, method="onehot")
     assert torch.allclose(a, b) and (a[37:] == 0).all()
+
+
+def test_heuristic_parameters_cannot_shadow_engine_arguments():
+    with pytest.raises(ValueError, match="takes itself"):
+        registry.register("resolve", "shadowing", params={"seed": 1})
+
+
+def test_faiss_split_seed_is_settable():
+    X = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
+    r = pgbench.kmeans(X, 2, init=torch.tensor([[1.5], [9.0]]), resolve="faiss", n_iter=1, split_seed=7)
+    assert r.params["resolve"]["split_seed"] == 7
