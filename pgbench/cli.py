@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 
-from . import registry
+from . import registry, suite_cli
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -48,10 +48,29 @@ def _setup_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--full", action="store_true", help="larger data sets (minutes)")
 
 
+def _cmd_dump(args: argparse.Namespace) -> int:
+    from .dump import dump_layers
+
+    manifest = dump_layers(args.checkpoint, args.layers, args.out, trust_checkpoint=args.trust_checkpoint)
+    print(f"wrote {len(manifest['layers'])} layers to {args.out}")
+    return 0
+
+
+def _setup_dump(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="Hugging Face folder, fairseq .pt, .bin or .safetensors file")
+    p.add_argument("--layers", default="",
+                   help="regex searched in parameter names without .weight (default: all typed layers)")
+    p.add_argument("--out", required=True, help="output .safetensors file")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="allow full unpickling of .bin/.pt files (runs code from the file: trusted sources only)")
+
+
 COMMANDS = {
     "list": (_setup_list, _cmd_list, "list the registered heuristics"),
     "demo": (_setup_demo, _cmd_demo, "compare every heuristic combination on built-in synthetic sets"),
+    "dump": (_setup_dump, _cmd_dump, "write a checkpoint's selected layers into one safetensors file"),
 }
+COMMANDS.update(suite_cli.COMMANDS)   # validate, run, export, sysinfo
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,91 @@
+"""Run a suite: expand it, skip what the store has, execute the rest, store each case as it finishes.
+
+Pipeline: :func:`pgbench.suite.load_suite` -> :func:`pgbench.cases.expand` ->
+filter out case ids already in the store -> an executor from
+:mod:`pgbench.executors` -> :meth:`pgbench.store.Store.add`, one transaction per
+finished case.  Resuming is running the same suite again: stored cases are
+skipped whatever their status, so an interrupted or killed run loses at most the
+cases that were in flight.  A failing case is a row (``error`` / ``timeout``),
+never a failed run; :func:`run_suite` raises only when the suite itself cannot
+run (a bad suite, an unusable store, workers that cannot start).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import cases as cases_mod
+from .executors import make_executor
+from .store import STATUSES, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    suite: str
+    total: int                    # cases in the expanded suite
+    already: int                  # found in the store before this run
+    ran: int                      # stored by this run
+    counts: dict[str, int] = field(default_factory=dict)   # every stored case of the suite, by status
+    missing: int = 0              # expanded cases still not in the store (failed batch jobs)
+    skipped_sources: list[tuple[str, str]] = field(default_factory=list)
+
+
+def run_suite(expansion: cases_mod.Expansion, results_dir: str | Path, executor: str = "local",
+              jobs: int = 1, slurm: dict | None = None, cluster: str | None = None,
+              on_result: Callable[[dict, bool], None] | None = None,
+              on_start: Callable[[int, int], None] | None = None, retry: tuple[str, ...] = ()) -> RunSummary:
+    """Run the cases of ``expansion`` not yet in ``results_dir``'s store.
+
+    ``retry`` names statuses (e.g. ``("error", "timeout")``) whose stored cases are
+    deleted first and so run again.  ``on_start(n_to_run, n_already)`` is called
+    once before the first case and ``on_result(row, stored)`` after every finished
+    case (``stored`` is False when another process stored that case first); the CLI
+    draws its progress bar there.
+
+    Raises
+    ------
+    ValueError
+        CUDA cases on a machine without CUDA (local executors), an unknown status
+        in ``retry``; nothing is run or written then.
+    """
+    all_cases = expansion.cases
+    suite = all_cases[0].suite if all_cases else ""
+    ids = [c.case_id for c in all_cases]
+    bad = sorted(set(retry) - set(STATUSES))
+    if bad:
+        raise ValueError(f"--retry: unknown status '{bad[0]}' (known: {', '.join(STATUSES)}).")
+    if executor != "slurm" and any(c.device.startswith("cuda") for c in all_cases):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError("the suite asks for device 'cuda' but CUDA is not available here "
+                             "(use --device cpu, or --executor slurm to run on GPU nodes).")
+    with Store(results_dir) as store:
+        store.ingest_spool()                     # finish what a killed batch run left behind
+        if retry:
+            log.info("forgot %d stored case(s) with status %s", store.forget(ids, retry), "/".join(retry))
+        done = store.done_ids()
+        todo = [c for c in all_cases if c.case_id not in done]
+        already = len(all_cases) - len(todo)
+        log.info("%d cases, %d already stored, %d to run", len(all_cases), already, len(todo))
+        if on_start is not None:
+            on_start(len(todo), already)
+        cases_mod.clear_cache()                  # the data is reloaded where the cases run
+        ran = 0
+
+        def sink(row: dict, trace: list) -> None:
+            nonlocal ran
+            stored = store.add(row, trace)
+            ran += stored
+            if on_result is not None:
+                on_result(row, stored)
+
+        make_executor(executor, jobs=jobs, results_dir=store.dir, slurm=slurm, cluster=cluster).execute(todo, sink)
+        counts = store.status_counts(ids)
+    return RunSummary(suite, len(all_cases), already, ran, counts, len(all_cases) - sum(counts.values()),
+                      list(expansion.skipped))

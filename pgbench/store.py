@@ -1,0 +1,251 @@
+"""The result store: one SQLite file, one row per finished case, safe under crashes and concurrency.
+
+``RESULTS_DIR/results.sqlite`` holds a ``cases`` table (one row per case, the
+columns in :data:`COLUMNS`) and a ``trace`` table (one row per Lloyd iteration
+of a case: ``case_id, iteration`` plus the fields of
+:class:`~pgbench.result.IterationStats`).  The database runs in WAL mode with a
+busy timeout; each finished case is one ``BEGIN IMMEDIATE`` transaction that
+inserts its row with ``INSERT OR IGNORE`` on the ``case_id`` primary key and,
+only when that row was new, its trace.  So a process killed at any point leaves
+either the whole case or nothing, several processes on one machine can write at
+once, and a case written twice is stored once.
+
+SQLite's WAL needs every writer on the same host, so batch jobs on other machines
+(SLURM) never open the database: each writes one JSON file per finished case into
+``RESULTS_DIR/spool/`` (written to a temporary name, then renamed), and the
+process that owns the store reads those in with :meth:`Store.ingest_spool`.
+
+JSON columns (``source_params``, ``params``, ``versions``, ``n_empty_per_iter``,
+``n_empty_assigned_per_iter``, ``rounds_per_iter``) hold JSON text; :meth:`Store.add`
+takes them as Python objects.  :func:`export` writes the table as CSV or Parquet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "results.sqlite"
+SPOOL = "spool"
+SCHEMA_VERSION = 1
+
+#: (name, SQLite type) of every ``cases`` column, in export order
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("suite", "TEXT NOT NULL"), ("case_id", "TEXT PRIMARY KEY"), ("method", "TEXT"),
+    ("source", "TEXT"), ("source_params", "TEXT"), ("dataset", "TEXT"), ("layer", "TEXT"),
+    ("layer_type", "TEXT"), ("n", "INTEGER"), ("d", "INTEGER"), ("k", "INTEGER"),
+    ("init", "TEXT"), ("resolve", "TEXT"), ("consolidate", "TEXT"), ("params", "TEXT"),
+    ("seed", "INTEGER"), ("data_seed", "INTEGER"), ("device", "TEXT"), ("backend", "TEXT"),
+    ("dtype", "TEXT"), ("threads", "INTEGER"), ("versions", "TEXT"), ("git_commit", "TEXT"),
+    ("status", "TEXT NOT NULL"), ("error", "TEXT"),
+    ("n_empty_initial", "INTEGER"), ("n_empty_per_iter", "TEXT"), ("n_empty_assigned_per_iter", "TEXT"),
+    ("n_empty_final", "INTEGER"), ("rounds_total", "INTEGER"), ("rounds_per_iter", "TEXT"),
+    ("n_iter", "INTEGER"), ("n_iter_max", "INTEGER"),
+    ("seconds_total", "REAL"), ("seconds_assign", "REAL"), ("seconds_resolve", "REAL"),
+    ("seconds_update", "REAL"), ("seconds_init", "REAL"), ("seconds_consolidate", "REAL"),
+    ("inertia", "REAL"), ("rel_error", "REAL"), ("size_min", "INTEGER"), ("size_max", "INTEGER"),
+    ("size_cv", "REAL"), ("centroid_index", "INTEGER"), ("timeout", "REAL"), ("host", "TEXT"),
+    ("created_at", "TEXT"),
+)
+COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
+JSON_COLUMNS = ("source_params", "params", "versions", "n_empty_per_iter", "n_empty_assigned_per_iter",
+                "rounds_per_iter")
+STATUSES = ("ok", "unresolved", "stopped", "error", "timeout")
+TRACE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("case_id", "TEXT NOT NULL"), ("iteration", "INTEGER NOT NULL"), ("n_empty_assigned", "INTEGER"),
+    ("n_empty_resolved", "INTEGER"), ("n_resolved", "INTEGER"), ("rounds", "INTEGER"),
+    ("gave_up", "INTEGER"), ("seconds_assign", "REAL"), ("seconds_resolve", "REAL"),
+    ("seconds_update", "REAL"), ("inertia", "REAL"),
+)
+TRACE_NAMES = tuple(name for name, _ in TRACE_COLUMNS)
+
+
+def db_path(results: str | Path) -> Path:
+    """``results`` may be the results folder or the ``.sqlite`` file itself."""
+    results = Path(results)
+    return results if results.suffix == ".sqlite" else results / DB_NAME
+
+
+class Store:
+    """An open result store (create the folder and tables if needed)."""
+
+    def __init__(self, results: str | Path, busy_timeout_s: float = 120.0, create: bool = True):
+        self.path = db_path(results)
+        self.dir = self.path.parent
+        if not create and not self.path.exists():
+            raise ValueError(f"{self.path}: no result store here.")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None)
+        self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = FULL")
+        self._create()
+
+    # ---------------------------------------------------------------- schema
+    def _create(self) -> None:
+        cols = ", ".join(f"{n} {t}" for n, t in COLUMNS)
+        trace = ", ".join(f"{n} {t}" for n, t in TRACE_COLUMNS)
+        with self._transaction():
+            self._conn.execute(f"CREATE TABLE IF NOT EXISTS cases ({cols})")
+            self._conn.execute(f"CREATE TABLE IF NOT EXISTS trace ({trace}, PRIMARY KEY (case_id, iteration))"
+                               " WITHOUT ROWID")
+            self._conn.execute("CREATE INDEX IF NOT EXISTS cases_suite ON cases (suite, status)")
+            self._conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            have = {row[1] for row in self._conn.execute("PRAGMA table_info(cases)")}
+            for name, sql_type in COLUMNS:  # stores written by an older pgbench gain new columns
+                if name not in have:
+                    self._conn.execute(f"ALTER TABLE cases ADD COLUMN {name} {sql_type.split()[0]}")
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._conn.execute("BEGIN IMMEDIATE")   # takes the write lock now (waits up to the busy timeout)
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- writes
+    def add(self, row: dict[str, Any], trace: Iterable[dict[str, Any]] = ()) -> bool:
+        """Store one finished case atomically; False when its case_id was already stored."""
+        unknown = sorted(set(row) - set(COLUMN_NAMES))
+        if unknown:
+            raise ValueError(f"result row has unknown column(s): {', '.join(unknown)}.")
+        values = [json.dumps(row.get(n)) if n in JSON_COLUMNS and row.get(n) is not None else row.get(n)
+                  for n in COLUMN_NAMES]
+        marks = ", ".join("?" * len(COLUMN_NAMES))
+        with self._transaction():
+            cur = self._conn.execute(f"INSERT OR IGNORE INTO cases ({', '.join(COLUMN_NAMES)}) VALUES ({marks})",
+                                     values)
+            inserted = cur.rowcount == 1
+            if inserted:
+                self._conn.executemany(
+                    f"INSERT OR IGNORE INTO trace VALUES ({', '.join('?' * len(TRACE_NAMES))})",
+                    [[row["case_id"]] + [_plain(t[n]) for n in TRACE_NAMES[1:]] for t in trace])
+        return inserted
+
+    def ingest_spool(self) -> int:
+        """Move every spooled case into the database; returns how many were new."""
+        new = 0
+        for path, row, trace in read_spool(self.dir):
+            new += self.add(row, trace)
+            path.unlink(missing_ok=True)
+        return new
+
+    def forget(self, case_ids: Iterable[str], statuses: Iterable[str]) -> int:
+        """Delete the stored cases among ``case_ids`` whose status is in ``statuses`` (to re-run them)."""
+        wanted, statuses = set(case_ids), tuple(statuses)
+        if not statuses:
+            return 0
+        marks = ", ".join("?" * len(statuses))
+        with self._transaction():
+            doomed = [cid for (cid,) in self._conn.execute(f"SELECT case_id FROM cases WHERE status IN ({marks})",
+                                                            statuses) if cid in wanted]
+            self._conn.executemany("DELETE FROM trace WHERE case_id = ?", [(c,) for c in doomed])
+            self._conn.executemany("DELETE FROM cases WHERE case_id = ?", [(c,) for c in doomed])
+        return len(doomed)
+
+    # ----------------------------------------------------------------- reads
+    def done_ids(self, suite: str | None = None) -> set[str]:
+        sql, args = "SELECT case_id FROM cases", ()
+        if suite is not None:
+            sql, args = sql + " WHERE suite = ?", (suite,)
+        return {r[0] for r in self._conn.execute(sql, args)}
+
+    def status_counts(self, case_ids: Iterable[str]) -> dict[str, int]:
+        """Stored cases by status among ``case_ids``."""
+        wanted = set(case_ids)
+        counts: dict[str, int] = {}
+        for case_id, status in self._conn.execute("SELECT case_id, status FROM cases"):
+            if case_id in wanted:
+                counts[status] = counts.get(status, 0) + 1
+        return counts
+
+    def rows(self, suite: str | None = None) -> list[dict[str, Any]]:
+        """Every stored case as a dict (JSON columns as JSON text), in insertion order."""
+        sql, args = f"SELECT {', '.join(COLUMN_NAMES)} FROM cases", ()
+        if suite is not None:
+            sql, args = sql + " WHERE suite = ?", (suite,)
+        return [dict(zip(COLUMN_NAMES, r)) for r in self._conn.execute(sql + " ORDER BY rowid", args)]
+
+    def trace(self, case_id: str) -> list[dict[str, Any]]:
+        cur = self._conn.execute(f"SELECT {', '.join(TRACE_NAMES)} FROM trace WHERE case_id = ? ORDER BY iteration",
+                                 (case_id,))
+        return [dict(zip(TRACE_NAMES, r)) for r in cur]
+
+
+def _plain(value: Any) -> Any:
+    return int(value) if isinstance(value, bool) else value
+
+
+# -------------------------------------------------------------------------- spool
+
+def write_spool(results_dir: str | Path, row: dict[str, Any], trace: list[dict[str, Any]]) -> Path:
+    """Write one finished case as ``spool/<case_id>.json`` (temporary file, fsync, rename)."""
+    folder = Path(results_dir) / SPOOL
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"{row['case_id']}.json"
+    tmp = folder / f".{row['case_id']}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump({"row": row, "trace": trace}, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+    return final
+
+
+def read_spool(results_dir: str | Path) -> Iterator[tuple[Path, dict[str, Any], list[dict[str, Any]]]]:
+    """(path, row, trace) of every complete spool file; unreadable ones are renamed ``*.bad``."""
+    folder = Path(results_dir) / SPOOL
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            yield path, data["row"], data["trace"]
+        except FileNotFoundError:   # another process ingested it first
+            continue
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("%s: unreadable spooled result (%s); renamed to .bad", path, exc)
+            path.replace(path.with_suffix(".bad"))
+
+
+# ------------------------------------------------------------------------- export
+
+def export(rows: list[dict[str, Any]], csv_path: str | Path | None = None,
+           parquet_path: str | Path | None = None) -> None:
+    """Write the tidy case table (columns :data:`COLUMN_NAMES`) as CSV and/or Parquet."""
+    if csv_path is not None:
+        with open(csv_path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=COLUMN_NAMES)
+            writer.writeheader()
+            writer.writerows(rows)
+    if parquet_path is not None:
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise ValueError("--parquet needs pyarrow (pip install pyarrow).") from None
+        kinds = {"TEXT": pa.string(), "INTEGER": pa.int64(), "REAL": pa.float64()}
+        schema = pa.schema([(name, kinds[sql.split()[0]]) for name, sql in COLUMNS])
+        table = pa.Table.from_pylist(rows, schema=schema)
+        pq.write_table(table, parquet_path)

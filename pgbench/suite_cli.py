@@ -1,0 +1,177 @@
+"""The suite commands of the CLI: ``validate``, ``run``, ``export``, ``sysinfo``.
+
+Registered in :data:`pgbench.cli.COMMANDS`; like the rest of the CLI, this is the
+only place that prints (progress bar and summary on stderr, results on stdout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+from pathlib import Path
+
+DEFAULT_RESULTS = "results"
+
+
+def _pairs(items: list[str] | None, option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{option} expects KEY=VALUE, got {item!r}.")
+        out[key.strip()] = value
+    return out
+
+
+def _load(args: argparse.Namespace):
+    from .cases import expand
+    from .suite import load_suite
+
+    suite = load_suite(args.suite, variables=_pairs(args.set, "--set"), device=args.device,
+                       timeout=getattr(args, "timeout", None), slurm=_pairs(getattr(args, "slurm", None), "--slurm"))
+    return suite, expand(suite)
+
+
+def _setup_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("suite", help="suite file (TOML), e.g. suites/quick.toml")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="value of a [vars] entry of the suite (repeatable); or env PGBENCH_SET_<NAME>")
+    p.add_argument("--device", help="override the suite's device: cpu, cuda, cuda:N")
+
+
+def _setup_validate(p: argparse.ArgumentParser) -> None:
+    _setup_common(p)
+    p.add_argument("--list", action="store_true", help="also list every case (id, method, source, data set, seed)")
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    suite, expansion = _load(args)
+    for label, why in expansion.skipped:
+        print(f"skipped optional source '{label}': {why}", file=sys.stderr)
+    if args.list:
+        for c in expansion.cases:
+            print(f"{c.case_id[:12]}  {c.method:28s} {c.source_label:24s} {c.dataset:40s} seed={c.seed} k={c.k}")
+    n_data = len({(c.data_key, c.dataset) for c in expansion.cases})
+    print(f"{suite.path}: ok, {len(expansion.cases)} cases ({len(suite.methods)} methods, {n_data} data sets)")
+    return 0
+
+
+def _setup_run(p: argparse.ArgumentParser) -> None:
+    _setup_common(p)
+    p.add_argument("--results", default=DEFAULT_RESULTS, help=f"results folder (default: {DEFAULT_RESULTS}/)")
+    p.add_argument("--jobs", "-j", type=int, default=1, help="parallel worker processes (local executor)")
+    p.add_argument("--executor", choices=("local", "inline", "slurm"), default="local",
+                   help="local: killable worker processes (default); inline: this process, no timeouts; "
+                        "slurm: submitit job arrays")
+    p.add_argument("--timeout", type=float, help="seconds per case, overriding the suite")
+    p.add_argument("--slurm", action="append", metavar="KEY=VALUE",
+                   help="SLURM setting, overriding the suite's [slurm] table (repeatable)")
+    p.add_argument("--slurm-cluster", choices=("slurm", "local", "debug"),
+                   help="submitit back end (default: slurm when available); local/debug run on this machine")
+    p.add_argument("--retry", default="", metavar="STATUS[,STATUS]",
+                   help="run again the stored cases with these statuses, e.g. error,timeout")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .runner import run_suite
+
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {args.jobs}.")
+    suite, expansion = _load(args)
+    for label, why in expansion.skipped:
+        print(f"skipped optional source '{label}': {why}", file=sys.stderr)
+    bar = None
+
+    def on_start(n_todo: int, n_already: int) -> None:
+        nonlocal bar
+        print(f"{suite.name}: {len(expansion.cases)} cases, {n_already} already in {args.results}, "
+              f"{n_todo} to run", file=sys.stderr)
+        if not args.no_progress and n_todo:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                return
+            bar = tqdm(total=n_todo, file=sys.stderr, unit="case", dynamic_ncols=True)
+
+    def on_result(row: dict, stored: bool) -> None:
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(f"{row['status']}: {row['method']} {row['dataset']}"[:60])
+
+    try:
+        summary = run_suite(expansion, args.results, executor=args.executor, jobs=args.jobs,
+                            slurm=suite.slurm, cluster=args.slurm_cluster, on_result=on_result,
+                            on_start=on_start, retry=tuple(s for s in args.retry.split(",") if s))
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        print("interrupted: finished cases are stored; run the same command again to resume", file=sys.stderr)
+        return 130
+    except (RuntimeError, OSError, sqlite3.Error) as exc:   # the suite could not run
+        print(f"pgbench run: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    finally:
+        if bar is not None:
+            bar.close()
+    by_status = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items())) or "none"
+    print(f"{summary.suite}: {summary.total} cases: {by_status}"
+          + (f", missing {summary.missing}" if summary.missing else "")
+          + f" (ran {summary.ran} now, {summary.already} stored before) -> {Path(args.results) / 'results.sqlite'}")
+    return 0
+
+
+def _setup_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("results", help="results folder (or its results.sqlite)")
+    p.add_argument("--csv", metavar="FILE", help="write a CSV file")
+    p.add_argument("--parquet", metavar="FILE", help="write a Parquet file (needs pyarrow)")
+    p.add_argument("--suite", help="only this suite's cases")
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .store import Store, export
+
+    if not args.csv and not args.parquet:
+        raise ValueError("give --csv FILE and/or --parquet FILE.")
+    with Store(args.results, create=False) as store:
+        store.ingest_spool()
+        rows = store.rows(args.suite)
+    export(rows, csv_path=args.csv, parquet_path=args.parquet)
+    targets = " and ".join(t for t in (args.csv, args.parquet) if t)
+    print(f"{len(rows)} cases -> {targets}")
+    return 0
+
+
+def _setup_sysinfo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _cmd_sysinfo(args: argparse.Namespace) -> int:
+    from .sysinfo import system_info
+
+    info = system_info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+
+    def show(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                show(f"{prefix}.{k}" if prefix else k, v)
+        elif isinstance(value, list):
+            print(f"{prefix:28s} {'; '.join(map(str, value)) if value else '-'}")
+        else:
+            print(f"{prefix:28s} {'-' if value is None else value}")
+
+    show("", info)
+    return 0
+
+
+COMMANDS = {
+    "validate": (_setup_validate, _cmd_validate, "check a suite file and count its cases, without running"),
+    "run": (_setup_run, _cmd_run, "run a suite into a result store (resumable)"),
+    "export": (_setup_export, _cmd_export, "write a result store as one CSV / Parquet table"),
+    "sysinfo": (_setup_sysinfo, _cmd_sysinfo, "versions, threads, BLAS, CUDA and faiss GPU support"),
+}

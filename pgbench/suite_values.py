@@ -1,0 +1,141 @@
+"""Checked values of a suite file: TOML types, ``${name}`` / ``${package:NAME}`` substitution.
+
+The type checks and variable handling that :mod:`pgbench.suite` applies to every
+table of a suite file; each failure is a :class:`SuiteError` whose text is one
+line, ``SUITE_FILE: problem``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+_VAR = re.compile(r"\$\{([^}]*)\}")
+
+
+class SuiteError(ValueError):
+    """A problem with a suite file; ``str()`` is the one line ``SUITE_FILE: problem``."""
+
+
+class Parser:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, problem: str) -> SuiteError:
+        return SuiteError(f"{self.path}: {' '.join(str(problem).split())}")
+
+    def table(self, value: Any, where: str, allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(f"{where} must be a table, got {_tname(value)}")
+        if allowed is not None:
+            unknown = sorted(set(value) - set(allowed))
+            if unknown:
+                raise self.fail(f"unknown key '{unknown[0]}' in {where} (allowed: {', '.join(allowed)})")
+        return value
+
+    def string(self, value: Any, where: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(f"{where} must be a non-empty string, got {value!r}")
+        return value
+
+    def integer(self, value: Any, where: str, minimum: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.fail(f"{where} must be an integer >= {minimum}, got {value!r}")
+        return value
+
+    def number(self, value: Any, where: str, positive: bool) -> float:
+        bad = isinstance(value, bool) or not isinstance(value, (int, float)) or value != value
+        if bad or value < 0 or (positive and value == 0):
+            raise self.fail(f"{where} must be a {'positive' if positive else 'non-negative'} number, got {value!r}")
+        return float(value)
+
+    def boolean(self, value: Any, where: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(f"{where} must be true or false, got {value!r}")
+        return value
+
+    def seeds(self, value: Any, where: str) -> tuple[int, ...]:
+        if not isinstance(value, list) or not value:
+            raise self.fail(f"{where} must be a non-empty list of integers, got {value!r}")
+        seeds = tuple(self.integer(s, where, 0) for s in value)
+        if len(set(seeds)) != len(seeds):
+            raise self.fail(f"{where} repeats a seed: {list(seeds)}")
+        return seeds
+
+    def names(self, value: Any, where: str) -> list[str]:
+        if isinstance(value, str):
+            return [self.string(value, where)]
+        if isinstance(value, list) and value:
+            return [self.string(v, where) for v in value]
+        raise self.fail(f"{where} must be a name or a non-empty list of names, got {value!r}")
+
+
+def _tname(value: Any) -> str:
+    return {dict: "a table", list: "a list", str: "a string", bool: "a boolean"}.get(type(value), type(value).__name__)
+
+
+# ----------------------------------------------------------------------- variables
+
+def package_dir(name: str) -> str | None:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if spec.submodule_search_locations:
+        return str(list(spec.submodule_search_locations)[0])
+    return str(Path(spec.origin).parent) if spec.origin else None
+
+
+def resolve_variables(p: Parser, raw: Any, given: dict[str, str]) -> dict[str, str | None]:
+    declared = p.table(raw, "[vars]")
+    values: dict[str, str | None] = {}
+    for name, spec in declared.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise p.fail(f"[vars] name '{name}' must be an identifier")
+        if isinstance(spec, str):
+            default = spec
+        else:
+            spec = p.table(spec, f"[vars] {name}", ("default", "help"))
+            default = spec.get("default")
+            if default is not None and not isinstance(default, str):
+                raise p.fail(f"[vars] {name}.default must be a string, got {default!r}")
+            if not isinstance(spec.get("help", ""), str):
+                raise p.fail(f"[vars] {name}.help must be a string")
+        values[name] = given.get(name, os.environ.get(f"PGBENCH_SET_{name.upper()}", default))
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        known = ", ".join(sorted(declared)) or "none"
+        raise p.fail(f"--set {unknown[0]}: the suite declares no such variable (its [vars]: {known})")
+    return values
+
+
+def substitute(p: Parser, value: Any, values: dict[str, str | None], missing: set[str]) -> Any:
+    """Replace ${name} / ${package:NAME} in every string; unresolvable packages go into ``missing``."""
+    if isinstance(value, dict):
+        return {k: substitute(p, v, values, missing) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(p, v, values, missing) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def one(match: re.Match) -> str:
+        ref = match.group(1)
+        if ref.startswith("package:"):
+            folder = package_dir(ref[len("package:"):])
+            if folder is None:
+                missing.add(f"Python package '{ref[len('package:'):]}' is not installed")
+                return match.group(0)
+            return folder
+        if ref not in values:
+            raise p.fail(f"${{{ref}}} is not declared in [vars]")
+        if values[ref] is None:
+            env = f"PGBENCH_SET_{ref.upper()}"
+            raise p.fail(f"variable '{ref}' has no value: pass --set {ref}=VALUE (or set {env})")
+        return values[ref]
+
+    return _VAR.sub(one, value)

@@ -1,0 +1,174 @@
+"""What runs inside a worker: one case -> one result row (and its per-iteration trace).
+
+:func:`run_case` loads the case's data set (through the per-process cache of
+:mod:`pgbench.cases`), runs :func:`pgbench.kmeans`, and measures the outcome into
+a row with the columns of :data:`pgbench.store.COLUMNS`.  It never raises for a
+failing case: the exception becomes a row with status ``error`` and the one-line
+error text.  :func:`worker_main` is the loop of a local worker process
+(:mod:`pgbench.executors`): it receives cases over a pipe and sends rows back; it
+never touches the store.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import socket
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import torch
+
+from . import cases, sysinfo
+from .cases import Case
+from .engine import kmeans
+from .result import KMeansResult
+from .sources import Dataset
+
+log = logging.getLogger(__name__)
+
+_warned: set[str] = set()
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def base_row(case: Case) -> dict[str, Any]:
+    """The columns known before the case runs (identity, settings, provenance)."""
+    return {
+        "suite": case.suite, "case_id": case.case_id, "method": case.method, "source": case.source,
+        "source_params": case.source_params, "dataset": case.dataset, "n": case.n, "d": case.d, "k": case.k,
+        "init": case.init, "resolve": case.resolve, "consolidate": case.consolidate, "params": case.params,
+        "seed": case.seed, "data_seed": case.data_seed, "device": case.device, "backend": case.backend,
+        "dtype": case.dtype, "threads": torch.get_num_threads(), "versions": sysinfo.versions(),
+        "git_commit": sysinfo.git_commit(), "n_iter_max": case.n_iter, "timeout": case.timeout,
+        "host": socket.gethostname(), "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def failed_row(case: Case, status: str, error: str, seconds: float | None = None) -> dict[str, Any]:
+    """A row for a case that produced no result (``error`` or ``timeout``)."""
+    return {**base_row(case), "status": status, "error": error, "seconds_total": seconds}
+
+
+def _optional_metric(name: str, compute) -> Any:
+    try:
+        return compute()
+    except ImportError as exc:  # a colleague's module not there yet: leave the column empty, say so once
+        if name not in _warned:
+            _warned.add(name)
+            log.warning("%s left empty: %s", name, exc)
+        return None
+
+
+def _rel_error(result: KMeansResult, ds: Dataset) -> float:
+    from . import pq
+
+    W = pq.subvectors_to_weight(ds.X, ds.weight_shape)                      # the original weight
+    W_hat = pq.reconstruct_weight(result.centroids.cpu(), result.labels.cpu(), ds.weight_shape)
+    return pq.relative_error(W, W_hat)
+
+
+def _centroid_index(result: KMeansResult, ds: Dataset) -> int:
+    from .metrics import centroid_index
+
+    return centroid_index(result.centroids.cpu().float(), ds.true_centroids.float())
+
+
+def measure(result: KMeansResult, ds: Dataset) -> dict[str, Any]:
+    """The outcome columns of a finished run."""
+    trace = result.trace
+    sizes = result.cluster_sizes.double().cpu()                              # (k,)
+    weight_source = ds.weight_shape is not None
+    return {
+        "layer": ds.name if weight_source or ds.layer_type else None,
+        "layer_type": ds.layer_type, "backend": result.backend, "params": result.params,
+        "status": result.status, "error": result.message or None,
+        "n_empty_initial": result.n_empty_initial,
+        "n_empty_per_iter": [s.n_empty_resolved for s in trace],
+        "n_empty_assigned_per_iter": [s.n_empty_assigned for s in trace],
+        "n_empty_final": result.n_empty_final, "rounds_total": result.rounds_total,
+        "rounds_per_iter": [s.rounds for s in trace], "n_iter": result.n_iter,
+        "seconds_total": result.seconds_total,
+        "seconds_assign": sum(s.seconds_assign for s in trace),
+        "seconds_resolve": sum(s.seconds_resolve for s in trace),
+        "seconds_update": sum(s.seconds_update for s in trace),
+        "seconds_init": result.seconds_init, "seconds_consolidate": result.seconds_consolidate,
+        "inertia": result.inertia,
+        "rel_error": _optional_metric("rel_error", lambda: _rel_error(result, ds)) if weight_source else None,
+        "size_min": int(sizes.min()), "size_max": int(sizes.max()),
+        "size_cv": float(sizes.std(unbiased=False) / sizes.mean()),
+        "centroid_index": (_optional_metric("centroid_index", lambda: _centroid_index(result, ds))
+                           if ds.true_centroids is not None else None),
+    }
+
+
+_warm: set[tuple] = set()
+
+
+def _warm_up(case: Case) -> None:
+    """One tiny run per (device, backend, dtype) and process, so no case pays first-call costs."""
+    key = (case.device, case.backend, case.dtype)
+    if key not in _warm:
+        X = torch.rand(64, 2, generator=torch.Generator().manual_seed(0))
+        kmeans(X, 4, init="random", resolve="none", n_iter=2, device=case.device, backend=case.backend,
+               dtype=case.dtype)
+        _warm.add(key)
+
+
+def run_case(case: Case) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run one case; returns (row, trace rows).  Failures become an ``error`` row.
+
+    The case's timeout (enforced by the executor) covers loading its data and a
+    first-use warm-up; ``seconds_*`` cover only the k-means run.
+    """
+    started = time.perf_counter()
+    try:
+        for module in case.imports:
+            importlib.import_module(module)
+        _warm_up(case)
+        ds = cases.dataset_for(case)
+        result = kmeans(ds.X, case.k, init=case.init, resolve=case.resolve, consolidate=case.consolidate,
+                        n_iter=case.n_iter, seed=case.seed, device=case.device, backend=case.backend,
+                        dtype=case.dtype, tol=case.tol, **case.engine_params)
+        row = {**base_row(case), **measure(result, ds)}
+        return row, result.trace_dicts()
+    except Exception as exc:  # noqa: BLE001 - a failing case is a result, not a crash
+        log.info("case %s failed: %s", case.case_id[:12], one_line(exc))
+        return failed_row(case, "error", one_line(exc), time.perf_counter() - started), []
+
+
+def worker_main(conn: Any, threads: int | None, gpu: int | None = None) -> None:
+    """Loop of a local worker process: receive a Case (None: stop), send back ("done", (row, trace)).
+
+    ``gpu``: the only GPU this worker may see (set before CUDA initialises).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's business
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    if threads:
+        torch.set_num_threads(threads)
+    from . import registry, sources
+
+    registry.load_all()
+    sources.source_names()
+    sysinfo.versions()
+    sysinfo.git_commit()                           # warm caches: not part of any case's time
+    conn.send(("ready", None))
+    while True:
+        try:
+            case = conn.recv()
+        except (EOFError, OSError):                # the parent is gone
+            return
+        if case is None:
+            return
+        outcome = run_case(case)
+        try:
+            conn.send(("done", outcome))
+        except (BrokenPipeError, OSError):
+            return

@@ -1,0 +1,67 @@
+"""A tiny data source and two misbehaving init heuristics for the suite/store/runner tests.
+
+Imported by test suites through ``[suite] imports = ["pgbench_testplugin"]`` (the
+tests put this folder on ``sys.path`` / ``PYTHONPATH``), so spawned workers and
+``python -m pgbench`` subprocesses register them too.
+"""
+
+import time
+
+import torch
+
+from pgbench.registry import register
+from pgbench.sources import Dataset, register_source
+from pgbench.state import InitOutcome
+
+
+@register_source("tiny", params={"n": 60, "d": 2, "k": 3, "n_sets": 1, "weights": False, "truth": True})
+def tiny(seed, n, d, k, n_sets, weights, truth):
+    """``n_sets`` small blob sets named set0, set1, ...; optionally shaped like a PQ layer."""
+    g = torch.Generator().manual_seed(seed)
+    for i in range(n_sets):
+        centres = torch.rand(k, d, generator=g) * 10
+        X = centres[torch.arange(n) % k] + 0.1 * torch.randn(n, d, generator=g)
+        if weights:
+            yield Dataset(f"set{i}", X, k, layer_type="fc1", weight_shape=(n, d), block_size=d)
+        else:
+            yield Dataset(f"set{i}", X, k, true_centroids=centres if truth else None)
+
+
+@register("init", "test_sleep", params={"seconds": 0.0}, summary="test only: sleep, then the first k points")
+def init_sleep(X, weights, k, rng, seconds=0.0):
+    time.sleep(seconds)
+    return InitOutcome(X[:k].clone())
+
+
+@register("init", "test_die", summary="test only: kill the process running it")
+def init_die(X, weights, k, rng):
+    import os
+
+    os._exit(3)
+
+
+@register("init", "test_boom", summary="test only: raise")
+def init_boom(X, weights, k, rng):
+    raise RuntimeError("boom:\n  the test heuristic always fails")
+
+
+@register("resolve", "test_sleep", params={"seconds": 0.0}, summary="test only: sleep, resolve nothing")
+def resolve_sleep(state, rng, seconds=0.0):
+    from pgbench.state import ResolveOutcome
+
+    time.sleep(seconds)
+    n_empty = state.n_empty
+    return ResolveOutcome(n_found=n_empty, n_resolved=0, n_left=n_empty, rounds=0)
+
+
+def unregister() -> None:
+    """Undo this module's registrations (the tests' fixture calls it, so other tests never see them)."""
+    import sys
+
+    from pgbench import registry, sources
+
+    for stage, names in (("init", ("test_sleep", "test_die", "test_boom")), ("resolve", ("test_sleep",))):
+        for name in names:
+            registry._REGISTRY[stage].pop(name, None)
+    sources._SOURCES.pop("tiny", None)
+    sys.modules.pop(__name__, None)
