@@ -13,6 +13,7 @@ import logging
 import sys
 
 from . import registry, suite_cli
+from .report import cli as report_cli
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -71,6 +72,7 @@ COMMANDS = {
     "dump": (_setup_dump, _cmd_dump, "write a checkpoint's selected layers into one safetensors file"),
 }
 COMMANDS.update(suite_cli.COMMANDS)   # validate, run, export, sysinfo
+COMMANDS.update(report_cli.COMMANDS)  # report, compare
 
 
 def build_parser() -> argparse.ArgumentParser:

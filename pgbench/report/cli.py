@@ -1,0 +1,97 @@
+"""The ``report`` and ``compare`` commands of the CLI (registered in :data:`pgbench.cli.COMMANDS`).
+
+Like the rest of the CLI, the only place of the report package that prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from .compare import DEFAULT_METRICS, LOWER_IS_BETTER
+from .tables import DEFAULT_BASELINE
+
+
+def _setup_report(p: argparse.ArgumentParser) -> None:
+    p.add_argument("results", help="results folder (or its results.sqlite)")
+    p.add_argument("-o", "--out", default="reports/report.html",
+                   help="output HTML file (default: reports/report.html; reports/*.html is git-ignored)")
+    p.add_argument("--baseline", default=DEFAULT_BASELINE,
+                   help=f"method for the paired differences: a combination init+resolve[+consolidate] or a suite "
+                        f"method label (default: {DEFAULT_BASELINE})")
+    p.add_argument("--suite", help="only this suite's cases")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from ..store import Store
+    from .render import write_report
+
+    with Store(args.results, create=False) as store:
+        store.ingest_spool()                  # cases a killed batch run left behind, as `export` does
+    out, info = write_report(args.results, args.out, baseline=args.baseline, suite=args.suite)
+    if not info["baseline_found"] and info["cases"]:
+        print(f"pgbench report: baseline '{args.baseline}' not in the results; no paired differences",
+              file=sys.stderr)
+    extra = "" if info["downstream"] else ", no downstream results"
+    print(f"{info['cases']} cases -> {out} ({info['bytes'] / 1e6:.2f} MB{extra})")
+    return 0
+
+
+def _setup_compare(p: argparse.ArgumentParser) -> None:
+    p.add_argument("results_a", help="reference results folder (or its results.sqlite)")
+    p.add_argument("results_b", help="results folder to check against the reference")
+    p.add_argument("--threshold", type=float, default=0.1,
+                   help="largest accepted relative increase of a mean, e.g. 0.1 = 10%% (default 0.1)")
+    p.add_argument("--metric", action="append", choices=LOWER_IS_BETTER,
+                   help=f"metric to compare, repeatable (default: {', '.join(DEFAULT_METRICS)}); all lower-is-better")
+    p.add_argument("--suite", help="only this suite's cases (in both stores)")
+
+
+def _pct(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if math.isinf(x):
+        return "+inf" if x > 0 else "-inf"
+    return f"{100 * x:+.1f}%"
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.6g}"
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from ..store import Store
+    from .compare import compare
+
+    rows = []
+    for path in (args.results_a, args.results_b):
+        with Store(path, create=False) as store:
+            rows.append(store.rows(args.suite))
+    result = compare(rows[0], rows[1], metrics=tuple(args.metric or DEFAULT_METRICS), threshold=args.threshold)
+    print(f"matched {result.by_id + result.by_key} cases ({result.by_id} by case_id, {result.by_key} by "
+          f"method+dataset+seed); only in A: {result.only_a}, only in B: {result.only_b}")
+    print(f"{'method':24s} {'metric':16s} {'n':>5s} {'mean A':>12s} {'mean B':>12s} {'change':>9s}")
+    for c in result.changes:
+        flag = "  REGRESSION" if c.regression else ""
+        print(f"{c.method[:24]:24s} {c.metric:16s} {c.n:5d} {_num(c.mean_a):>12s} {_num(c.mean_b):>12s} "
+              f"{_pct(c.change):>9s}{flag}")
+    for b in result.newly_failed:
+        print(f"newly failed in B: {b.get('method')} {b.get('dataset')} seed={b.get('seed')}: {b.get('status')}: "
+              f"{b.get('error') or ''}")
+    if result.newly_measured:
+        print(f"{result.newly_measured} case(s) failed in A and are measured in B")
+    if result.regressed:
+        print(f"regression: {len(result.regressions)} metric change(s) above {_pct(args.threshold)}"
+              f"{', ' + str(len(result.newly_failed)) + ' newly failed case(s)' if result.newly_failed else ''}",
+              file=sys.stderr)
+        return 1
+    print(f"no regression above {_pct(args.threshold)}")
+    return 0
+
+
+COMMANDS = {
+    "report": (_setup_report, _cmd_report, "write a result store as one self-contained HTML report"),
+    "compare": (_setup_compare, _cmd_compare,
+                "compare two result stores per metric; exit 1 on a regression beyond --threshold"),
+}

@@ -1,0 +1,65 @@
+"""Read what a report needs from a result store: case rows, traces and downstream results.
+
+The one place the report touches the store, and only to read: the case rows with
+their JSON columns decoded, each measured case's per-iteration trace, and the
+rows of the optional ``downstream`` table (GLUE accuracies written by the
+downstream evaluation stage) when the SQLite file has one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..store import JSON_COLUMNS, Store, db_path
+from .stats import decoded, has_metrics
+
+DOWNSTREAM_TABLE = "downstream"
+
+
+@dataclass
+class ReportData:
+    source: str                                    # the store's path, as given
+    rows: list[dict[str, Any]]                     # case rows, JSON columns decoded
+    traces: dict[str, list[dict[str, Any]]] = field(default_factory=dict)   # case_id -> trace rows
+    downstream: list[dict[str, Any]] | None = None  # None: the store has no downstream table
+
+
+def decode_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of ``rows`` with the JSON columns parsed."""
+    return [{k: decoded(v) if k in JSON_COLUMNS else v for k, v in r.items()} for r in rows]
+
+
+def read_downstream(results: str | Path) -> list[dict[str, Any]] | None:
+    """Every row of the ``downstream`` table as a dict, or None when the store has no such table."""
+    path = db_path(results)
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.OperationalError:       # e.g. a WAL database whose folder refuses the -shm file
+        conn = sqlite3.connect(path)
+    try:
+        found = conn.execute("SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?",
+                             (DOWNSTREAM_TABLE,)).fetchone()
+        if not found:
+            return None
+        cur = conn.execute(f"SELECT * FROM {DOWNSTREAM_TABLE}")
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, r)) for r in cur]
+    finally:
+        conn.close()
+
+
+def load(results: str | Path, suite: str | None = None, with_traces: bool = True) -> ReportData:
+    """The report's input from the store at ``results`` (a folder or its ``results.sqlite``).
+
+    Raises
+    ------
+    ValueError
+        When there is no result store at ``results``.
+    """
+    with Store(results, create=False) as store:
+        rows = decode_rows(store.rows(suite))
+        traces = {r["case_id"]: store.trace(r["case_id"]) for r in rows if with_traces and has_metrics(r)}
+    return ReportData(str(results), rows, traces, read_downstream(results))

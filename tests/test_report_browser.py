@@ -1,0 +1,83 @@
+"""The report in a real browser: headless Chromium through selenium and chromedriver.
+
+Checks that every figure decodes, that the page logs no console error, and that
+the expected section headings are there; saves a full-page screenshot under the
+test's tmp folder (and to ``$PGBENCH_REPORT_SCREENSHOT`` when that is set).
+Skipped when selenium, Chromium or chromedriver is missing:
+``pip install selenium`` and ``apt-get install chromium chromium-driver``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from report_rows import add_downstream, make_store, sample_rows
+
+from pgbench.cli import main
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (pip install selenium)")
+
+# the closed network makes Chromium's background services log errors unless they are off
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage")
+HEADINGS = ["Summary", "Leaderboard", "Empty clusters per layer type", "Share of layers with empty clusters",
+            "Empty-cluster resolution: rounds and time", "Accuracy against compression ratio", "Per-iteration curves",
+            "Cluster-size distributions", "Centroid index on ground-truth sets"]
+
+
+def _find(env: str, *names: str) -> str | None:
+    if os.environ.get(env):
+        return os.environ[env]
+    return next((p for p in map(shutil.which, names) if p), None)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    chromium = _find("PGBENCH_CHROMIUM", "chromium", "chromium-browser", "google-chrome")
+    driver_path = _find("PGBENCH_CHROMEDRIVER", "chromedriver")
+    if not chromium:
+        pytest.skip("no Chromium found (apt-get install chromium, or set PGBENCH_CHROMIUM)")
+    if not driver_path:
+        pytest.skip("no chromedriver found (apt-get install chromium-driver, or set PGBENCH_CHROMEDRIVER)")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    options.add_argument("--window-size=1280,1000")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_report_renders_in_chromium(tmp_path, browser):
+    results = make_store(tmp_path / "results", sample_rows())
+    add_downstream(results)
+    page = tmp_path / "report.html"
+    assert main(["report", str(results), "-o", str(page)]) == 0
+
+    browser.get(page.resolve().as_uri())
+    images = browser.execute_script(
+        "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight]);")
+    assert len(images) == 5, images                  # paired differences, resolution, downstream, curves, sizes
+    for alt, complete, width, height in images:
+        assert complete and width > 0 and height > 0, f"figure not decoded: {alt}"
+    headings = browser.execute_script("return Array.from(document.querySelectorAll('h2')).map(h => h.textContent);")
+    assert headings == HEADINGS
+    assert browser.title == "pgbench report: t"
+    errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+    assert errors == []
+
+    height = browser.execute_script("return document.documentElement.scrollHeight;")
+    browser.set_window_size(1280, min(int(height) + 40, 16000))
+    shot = tmp_path / "report.png"
+    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    if os.environ.get("PGBENCH_REPORT_SCREENSHOT"):
+        shutil.copyfile(shot, os.environ["PGBENCH_REPORT_SCREENSHOT"])
