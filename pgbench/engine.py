@@ -53,13 +53,17 @@ def _sync(device: torch.device) -> None:
 
 
 def _update(state: KMeansState) -> None:
-    """Centroid update: weighted mean of each cluster; zero-mass clusters keep theirs."""
-    X, w = state.X, state.weights
-    stacked = torch.cat([X * w[:, None], w[:, None]], 1)                  # (n, d + 1)
-    sums = backends.segment_sums(state.labels, stacked, state.k)          # (k, d + 1)
-    mass = sums[:, -1]
+    """Centroid update: weighted mean of each cluster; zero-mass clusters keep theirs.
+
+    The masses are ``state.sizes``, which every assignment and relabel keeps current,
+    so only the weighted coordinate sums are accumulated here.
+    """
+    X = state.X
+    values = X if state.unit_weights else X * state.weights[:, None]      # (n, d)
+    sums = backends.segment_sums(state.labels, values, state.k)           # (k, d)
+    mass = state.sizes                                                     # (k,)
     filled = mass > 0
-    state.centroids[filled] = sums[filled, :-1] / mass[filled, None]
+    state.centroids[filled] = sums[filled] / mass[filled, None]
 
 
 def kmeans(X: Any, k: int, init: Any = "fairseq", resolve: str = "fairseq",

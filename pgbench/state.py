@@ -37,6 +37,7 @@ class KMeansState:
     sizes : Tensor of shape (k,), float weight mass per cluster (equal to counts
         when unweighted); donors are chosen by size
     n_assignments : int, full assignment passes done so far in this run
+    unit_weights : bool, every weight is 1 (the update then skips the multiply)
     """
 
     X: torch.Tensor
@@ -49,6 +50,10 @@ class KMeansState:
     sizes: torch.Tensor = field(default=None)  # type: ignore[assignment]
     iteration: int = 0
     n_assignments: int = 0
+    unit_weights: bool = False
+
+    def __post_init__(self) -> None:
+        self.unit_weights = bool((self.weights == 1).all())
 
     @property
     def k(self) -> int:
