@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 
-from . import registry, suite_cli
+from . import asv_history, registry, suite_cli
 from .report import cli as report_cli
 
 
@@ -70,6 +70,8 @@ COMMANDS = {
     "list": (_setup_list, _cmd_list, "list the registered heuristics"),
     "demo": (_setup_demo, _cmd_demo, "compare every heuristic combination on built-in synthetic sets"),
     "dump": (_setup_dump, _cmd_dump, "write a checkpoint's selected layers into one safetensors file"),
+    "asv-history": (asv_history.setup_parser, asv_history.run_command,
+                    "record asv results for a range of commits, offline (see docs/benchmarking.md)"),
 }
 COMMANDS.update(suite_cli.COMMANDS)   # validate, run, export, sysinfo
 COMMANDS.update(report_cli.COMMANDS)  # report, compare
