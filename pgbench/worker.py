@@ -22,16 +22,14 @@ from typing import Any
 
 import torch
 
-from . import cases, sysinfo
+from . import cases, pq, sysinfo
 from .cases import Case
 from .engine import kmeans
+from .metrics import centroid_index
 from .result import KMeansResult
 from .sources import Dataset
 
 log = logging.getLogger(__name__)
-
-_warned: set[str] = set()
-
 
 def one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
@@ -56,27 +54,13 @@ def failed_row(case: Case, status: str, error: str, seconds: float | None = None
     return {**base_row(case), "status": status, "error": error, "seconds_total": seconds}
 
 
-def _optional_metric(name: str, compute) -> Any:
-    try:
-        return compute()
-    except ImportError as exc:  # a colleague's module not there yet: leave the column empty, say so once
-        if name not in _warned:
-            _warned.add(name)
-            log.warning("%s left empty: %s", name, exc)
-        return None
-
-
 def _rel_error(result: KMeansResult, ds: Dataset) -> float:
-    from . import pq
-
     W = pq.subvectors_to_weight(ds.X, ds.weight_shape)                      # the original weight
     W_hat = pq.reconstruct_weight(result.centroids.cpu(), result.labels.cpu(), ds.weight_shape)
     return pq.relative_error(W, W_hat)
 
 
 def _centroid_index(result: KMeansResult, ds: Dataset) -> int:
-    from .metrics import centroid_index
-
     return centroid_index(result.centroids.cpu().float(), ds.true_centroids.float())
 
 
@@ -100,11 +84,10 @@ def measure(result: KMeansResult, ds: Dataset) -> dict[str, Any]:
         "seconds_update": sum(s.seconds_update for s in trace),
         "seconds_init": result.seconds_init, "seconds_consolidate": result.seconds_consolidate,
         "inertia": result.inertia,
-        "rel_error": _optional_metric("rel_error", lambda: _rel_error(result, ds)) if weight_source else None,
+        "rel_error": _rel_error(result, ds) if weight_source else None,
         "size_min": int(sizes.min()), "size_max": int(sizes.max()),
         "size_cv": float(sizes.std(unbiased=False) / sizes.mean()),
-        "centroid_index": (_optional_metric("centroid_index", lambda: _centroid_index(result, ds))
-                           if ds.true_centroids is not None else None),
+        "centroid_index": _centroid_index(result, ds) if ds.true_centroids is not None else None,
     }
 
 
