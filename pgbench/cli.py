@@ -14,6 +14,7 @@ import sys
 
 from . import asv_history, registry, suite_cli
 from .report import cli as report_cli
+from .glue import cli as glue_cli
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -72,6 +73,7 @@ COMMANDS = {
     "dump": (_setup_dump, _cmd_dump, "write a checkpoint's selected layers into one safetensors file"),
     "asv-history": (asv_history.setup_parser, asv_history.run_command,
                     "record asv results for a range of commits, offline (see docs/benchmarking.md)"),
+    "glue": glue_cli.COMMANDS["glue"],   # downstream: fine-tune, quantize, evaluate (pgbench/glue)
 }
 COMMANDS.update(suite_cli.COMMANDS)   # validate, run, export, sysinfo
 COMMANDS.update(report_cli.COMMANDS)  # report, compare
