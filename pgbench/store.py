@@ -74,8 +74,12 @@ def db_path(results: str | Path) -> Path:
     return results if results.suffix == ".sqlite" else results / DB_NAME
 
 
-class Store:
-    """An open result store (create the folder and tables if needed)."""
+class SQLiteFile:
+    """One SQLite file opened for concurrent, crash-safe writers (WAL, busy timeout, FULL sync).
+
+    Shared by :class:`Store` (``cases``, ``trace``) and the downstream table of
+    :mod:`pgbench.glue.results`, which live in the same file.
+    """
 
     def __init__(self, results: str | Path, busy_timeout_s: float = 120.0, create: bool = True):
         self.path = db_path(results)
@@ -87,23 +91,18 @@ class Store:
         self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = FULL")
-        self._create()
 
-    # ---------------------------------------------------------------- schema
-    def _create(self) -> None:
-        cols = ", ".join(f"{n} {t}" for n, t in COLUMNS)
-        trace = ", ".join(f"{n} {t}" for n, t in TRACE_COLUMNS)
-        with self._transaction():
-            self._conn.execute(f"CREATE TABLE IF NOT EXISTS cases ({cols})")
-            self._conn.execute(f"CREATE TABLE IF NOT EXISTS trace ({trace}, PRIMARY KEY (case_id, iteration))"
-                               " WITHOUT ROWID")
-            self._conn.execute("CREATE INDEX IF NOT EXISTS cases_suite ON cases (suite, status)")
-            self._conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            have = {row[1] for row in self._conn.execute("PRAGMA table_info(cases)")}
-            for name, sql_type in COLUMNS:  # stores written by an older pgbench gain new columns
-                if name not in have:
-                    self._conn.execute(f"ALTER TABLE cases ADD COLUMN {name} {sql_type.split()[0]}")
+    def _ensure_table(self, table: str, columns: tuple[tuple[str, str], ...], suffix: str = "") -> None:
+        """Create ``table`` if missing; a table written by an older pgbench gains the new columns.
+
+        Call inside :meth:`_transaction`.
+        """
+        cols = ", ".join(f"{n} {t}" for n, t in columns)
+        self._conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols}){suffix}")
+        have = {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+        for name, sql_type in columns:
+            if name not in have:
+                self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type.split()[0]}")
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -118,11 +117,30 @@ class Store:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class Store(SQLiteFile):
+    """An open result store (create the folder and tables if needed)."""
+
+    def __init__(self, results: str | Path, busy_timeout_s: float = 120.0, create: bool = True):
+        super().__init__(results, busy_timeout_s, create)
+        self._create()
+
+    # ---------------------------------------------------------------- schema
+    def _create(self) -> None:
+        trace = ", ".join(f"{n} {t}" for n, t in TRACE_COLUMNS)
+        with self._transaction():
+            self._ensure_table("cases", COLUMNS)
+            self._conn.execute(f"CREATE TABLE IF NOT EXISTS trace ({trace}, PRIMARY KEY (case_id, iteration))"
+                               " WITHOUT ROWID")
+            self._conn.execute("CREATE INDEX IF NOT EXISTS cases_suite ON cases (suite, status)")
+            self._conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     # ---------------------------------------------------------------- writes
     def add(self, row: dict[str, Any], trace: Iterable[dict[str, Any]] = ()) -> bool:

@@ -16,15 +16,13 @@ The unquantized model is stored as method ``float``, preset ``none``.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
 import json
-import sqlite3
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from ..store import db_path
+from ..store import SQLiteFile
 
 __all__ = ["TABLE", "COLUMNS", "COLUMN_NAMES", "JSON_COLUMNS", "DownstreamStore", "row_id", "now"]
 
@@ -63,43 +61,14 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-class DownstreamStore:
+class DownstreamStore(SQLiteFile):
     """The ``downstream`` table of ``results`` (a folder, or the ``.sqlite`` file itself)."""
 
     def __init__(self, results: str | Path, busy_timeout_s: float = 120.0):
-        self.path = db_path(results)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None)
-        self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = FULL")
+        super().__init__(results, busy_timeout_s)
         with self._transaction():
-            cols = ", ".join(f"{n} {t}" for n, t in COLUMNS)
-            self._conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} ({cols})")
+            self._ensure_table(TABLE, COLUMNS)
             self._conn.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_task ON {TABLE} (task, preset, method)")
-            have = {row[1] for row in self._conn.execute(f"PRAGMA table_info({TABLE})")}
-            for name, sql_type in COLUMNS:   # tables written by an older pgbench gain new columns
-                if name not in have:
-                    self._conn.execute(f"ALTER TABLE {TABLE} ADD COLUMN {name} {sql_type.split()[0]}")
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
-
-    def close(self) -> None:
-        self._conn.close()
-
-    def __enter__(self) -> "DownstreamStore":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     def add(self, row: dict[str, Any]) -> bool:
         """Insert one row atomically; False when its ``row_id`` was already stored.
