@@ -81,6 +81,7 @@ from pathlib import Path
 from typing import Any
 
 from . import backends, registry, sources
+from .suite_downstream import parse_downstream
 from .suite_values import Parser, SuiteError, resolve_variables, substitute
 
 STAGES = registry.STAGES
@@ -142,6 +143,7 @@ class Suite:
     sources: tuple[Source, ...]
     pairs: tuple[tuple[str, str, tuple[int, ...] | None], ...] | None   # [[cases]]: (method, source, seeds)
     slurm: dict[str, Any] = field(default_factory=dict)
+    downstream: tuple = ()          # [[downstream]] entries (pgbench.suite_downstream)
 
 
 # ------------------------------------------------------------------------- methods
@@ -338,7 +340,7 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None, device
         raise p.fail(f"cannot read the file ({exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise p.fail(f"not valid TOML ({exc})") from None
-    p.table(raw, "the file", ("suite", "vars", "methods", "sources", "cases", "slurm"))
+    p.table(raw, "the file", ("suite", "vars", "methods", "sources", "cases", "slurm", "downstream"))
     values = resolve_variables(p, raw.get("vars", {}), variables or {})
     missing: set[str] = set()
     head = substitute(p, p.table(raw.get("suite", {}), "[suite]", _SUITE_KEYS), values, missing)
@@ -365,8 +367,10 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None, device
     if not isinstance(description, str):
         raise p.fail("[suite] description must be a string")
 
-    methods = _methods(p, raw.get("methods"))
-    srcs = _sources(p, raw.get("sources"), values)
+    downstream = parse_downstream(p, raw.get("downstream"), values)
+    only_downstream = bool(downstream) and "methods" not in raw and "sources" not in raw
+    methods = [] if only_downstream else _methods(p, raw.get("methods"))
+    srcs = [] if only_downstream else _sources(p, raw.get("sources"), values)
     if timeout is not None:  # the command line wins over every per-source timeout
         srcs = [dataclasses.replace(s, timeout=None) for s in srcs]
     return Suite(
@@ -387,4 +391,5 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None, device
         sources=tuple(srcs),
         pairs=_pairs(p, raw.get("cases"), methods, srcs),
         slurm=_slurm(p, raw.get("slurm", {}), slurm),
+        downstream=downstream,
     )

@@ -54,7 +54,44 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         for c in expansion.cases:
             print(f"{c.case_id[:12]}  {c.method:28s} {c.source_label:24s} {c.dataset:40s} seed={c.seed} k={c.k}")
     n_data = len({(c.data_key, c.dataset) for c in expansion.cases})
-    print(f"{suite.path}: ok, {len(expansion.cases)} cases ({len(suite.methods)} methods, {n_data} data sets)")
+    note = _downstream_note(suite)
+    if suite.methods or not suite.downstream:
+        print(f"{suite.path}: ok, {len(expansion.cases)} cases ({len(suite.methods)} methods, {n_data} data sets)"
+              + note)
+    else:
+        print(f"{suite.path}: ok{note}")
+    return 0
+
+
+def _downstream_note(suite) -> str:
+    """', N downstream rows (...)' for suites with [[downstream]] entries; notes skipped ones on stderr."""
+    if not suite.downstream:
+        return ""
+    for e in suite.downstream:
+        if e.unavailable:
+            print(f"skipped optional downstream entry ({e.task}): {e.unavailable}", file=sys.stderr)
+    ready = [e for e in suite.downstream if not e.unavailable]
+    return f", {sum(e.n_cases for e in ready)} downstream rows ({len(ready)} fine-tuning runs)"
+
+
+def _run_downstream(suite, args: argparse.Namespace) -> int:
+    """Run the suite's [[downstream]] entries after its k-means cases; 1 when they could not run."""
+    from .suite_downstream import run_downstream
+
+    if not any(not e.unavailable for e in suite.downstream):
+        _downstream_note(suite)
+        return 0
+    try:
+        rows = run_downstream(suite.downstream, args.results, device=args.device or suite.device,
+                              progress=not args.no_progress)
+    except (RuntimeError, OSError, ValueError) as exc:
+        print(f"pgbench run: downstream error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    print(f"{suite.name}: {len(rows)} downstream rows: "
+          + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return 0
 
 
@@ -120,7 +157,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"{summary.suite}: {summary.total} cases: {by_status}"
           + (f", missing {summary.missing}" if summary.missing else "")
           + f" (ran {summary.ran} now, {summary.already} stored before) -> {Path(args.results) / 'results.sqlite'}")
-    return 0
+    return _run_downstream(suite, args) if suite.downstream else 0
 
 
 def _setup_export(p: argparse.ArgumentParser) -> None:

@@ -317,3 +317,74 @@ def test_pq_weight_parametrization_trains_codebook():
     grad = lin.parametrizations.weight.original.grad                 # codeword gradient = sum over members
     assert torch.equal(grad, torch.tensor([[2.0] * 4, [2.0] * 4, [1.0] * 4, [1.0] * 4]))
     assert bake(lin) == 1 and isinstance(lin.weight, nn.Parameter) and lin.weight.shape == (3, 8)
+
+
+def _downstream_suite(tmp_path, tiny, extra: str = "") -> str:
+    path = tmp_path / "down.toml"
+    path.write_text(f'''
+[suite]
+name = "down"
+
+[[downstream]]
+model = "{tiny['model']}"
+task = "SST-2"
+data = "{tiny['data']}"
+methods = ["fairseq", "pg"]
+presets = ["fairseq"]
+finetune = {{ epochs = 1, batch_size = 8, max_length = 16, lr = 1e-3 }}
+block_sizes = {{ embedding = 4, fc = 4, attn = 4 }}
+n_centroids = {{ embedding = 8, fc = 8, attn = 8 }}
+{extra}
+''')
+    return str(path)
+
+
+def test_a_suite_declares_downstream_cases_and_run_stores_them(tiny, tmp_path, capsys):
+    from pgbench import cli
+    from pgbench.glue.results import DownstreamStore
+
+    suite = _downstream_suite(tmp_path, tiny)
+    assert cli.main(["validate", suite]) == 0
+    assert "3 downstream rows (1 fine-tuning runs)" in capsys.readouterr().out
+    results = tmp_path / "res"
+    assert cli.main(["run", suite, "--results", str(results), "--no-progress"]) == 0
+    assert "3 downstream rows: " in capsys.readouterr().out
+    with DownstreamStore(results) as st:
+        rows = st.rows()
+    assert sorted(r["method"] for r in rows) == ["fairseq", "float", "pg"]
+    quantized = [r for r in rows if r["method"] != "float"]
+    assert all(r["compression_ratio"] > 1 and len(json.loads(r["empty_per_layer"])) == 13 for r in quantized)
+    assert cli.main(["run", suite, "--results", str(results), "--no-progress"]) == 0   # resumable: nothing new
+    with DownstreamStore(results) as st:
+        assert len(st.rows()) == 3
+
+
+@pytest.mark.parametrize("extra, message", [
+    ('colour = "red"', "unknown key 'colour'"),
+    ('ipq_stages = "yes"', "ipq_stages"),
+])
+def test_malformed_downstream_entries_are_one_line_errors(tiny, tmp_path, extra, message):
+    from pgbench.suite import load_suite
+    from pgbench.suite_values import SuiteError
+
+    with pytest.raises(SuiteError, match=message) as info:
+        load_suite(_downstream_suite(tmp_path, tiny, extra))
+    assert "\n" not in str(info.value) and "down.toml" in str(info.value)
+
+
+def test_unknown_downstream_method_or_missing_model(tiny, tmp_path):
+    from pgbench.suite import load_suite
+    from pgbench.suite_values import SuiteError
+
+    text = (tmp_path / "down.toml").read_text() if (tmp_path / "down.toml").exists() else \
+        open(_downstream_suite(tmp_path, tiny)).read()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace('"pg"]', '"pgg"]'))
+    with pytest.raises(SuiteError, match="unknown method"):
+        load_suite(bad)
+    gone = tmp_path / "gone.toml"
+    gone.write_text(text.replace(tiny["model"], str(tmp_path / "nope")))
+    with pytest.raises(SuiteError, match="no model folder"):
+        load_suite(gone)
+    gone.write_text(gone.read_text() + "optional = true\n")
+    assert load_suite(gone).downstream[0].unavailable.startswith("no model folder")
