@@ -7,7 +7,6 @@ relative to plain Lloyd, and GLUE error (100 - accuracy).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 
@@ -80,27 +79,36 @@ class Quality:
 
 
 class GlueError:
-    """``track_glue_error``: GLUE dev error (100 - accuracy, %) of MiniLM quantized by ``method``.
+    """``track_glue_error``: GLUE dev error (100 - the task metric, %) after PQ with ``method``.
 
-    A placeholder until downstream results exist: it reads the JSON file named by
-    ``PGBENCH_GLUE_RESULTS`` (``{"method": error_percent, ...}``) and is skipped
-    (``NotImplementedError``) when the variable is unset or the method is missing.
+    Reads the ``downstream`` table of the result store named by ``PGBENCH_GLUE_RESULTS``
+    (a results folder written by ``python -m pgbench run suites/glue.toml`` or
+    ``python -m pgbench glue``), averaging over tasks and seeds for one method and
+    preset.  Skipped (``NotImplementedError``) when the variable is unset or the
+    store has no row for that combination.  Rows quantized with iPQ stages are left
+    out: they measure the staged fine-tuning as much as the heuristic.
     """
 
-    params = [common.methods()]
-    param_names = ["method"]
+    params = [common.methods(), ["paper-11.81", "paper-14.05", "paper-15.29", "paper-15.90", "fairseq"]]
+    param_names = ["method", "preset"]
     unit = "percent"
 
-    def setup(self, method):
+    def setup(self, method, preset):
         path = os.environ.get("PGBENCH_GLUE_RESULTS", "")
         if not path or not os.path.exists(path):
-            raise NotImplementedError("no downstream GLUE results (set PGBENCH_GLUE_RESULTS)")
-        with open(path, encoding="utf-8") as f:
-            errors = json.load(f)
-        if method not in errors:
-            raise NotImplementedError(f"no GLUE result for {method}")
-        self.error = float(errors[method])
+            raise NotImplementedError("no downstream GLUE results (set PGBENCH_GLUE_RESULTS to a results folder)")
+        from pgbench.glue.results import DownstreamStore
 
-    def track_glue_error(self, method):
+        init, resolve, consolidate = common.parse_method(method)
+        with DownstreamStore(path) as store:
+            metrics = [r["metric"] for r in store.rows()
+                       if r["status"] in ("ok", "unresolved", "stopped") and r["preset"] == preset
+                       and not r["ipq_stages"]
+                       and (r["init"], r["resolve"], r["consolidate"] or None) == (init, resolve, consolidate)
+                       and r["metric"] is not None]
+        if not metrics:
+            raise NotImplementedError(f"no GLUE result for {method} at {preset}")
+        self.error = 100.0 - sum(metrics) / len(metrics)
+
+    def track_glue_error(self, method, preset):
         return self.error
-
