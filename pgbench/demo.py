@@ -1,7 +1,7 @@
 """The built-in comparison: every heuristic combination on a few synthetic sets.
 
-Used by ``python -m pgbench demo`` until suites exist; returns plain rows so the
-CLI formats them and tests can check them.
+Used by ``python -m pgbench demo``: a table in seconds with no result store (the
+suites are the real harness); returns plain rows so the CLI formats them.
 """
 
 from __future__ import annotations

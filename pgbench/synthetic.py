@@ -1,7 +1,7 @@
 """Small seeded synthetic data sets used by the built-in demo, tests and benchmarks.
 
-Every generator takes a ``seed`` and returns a float32 tensor (n, d); the suites
-issue wraps these as registered data sources.
+Every generator takes a ``seed`` and returns a float32 tensor (n, d);
+:mod:`pgbench.sources.synthetic` wraps them as registered, validated data sources.
 """
 
 from __future__ import annotations
