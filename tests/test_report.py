@@ -214,6 +214,11 @@ def test_downstream_table_scores_intervals_and_best():
     assert [(f["task"], f["error"]) for f in tables.downstream_failed(drows)] == [("RTE", "x")]
     # the columns named in the first plan: ``metric`` a name, the value in ``accuracy``
     assert tables.downstream_score({"metric": "accuracy", "accuracy": 80.5}) == (80.5, "accuracy")
+    # iPQ-staged rows are their own method, not averaged with one-shot quantization
+    staged = drows + [d("pg", "pg", 11.81, "MNLI", 86.0, ipq_stages=1)]
+    got = {(r["method"], r["compression_ratio"], r["task"]): r for r in tables.downstream_table(staged)}
+    assert got[(PG, 11.81, "MNLI")]["score"].mean == approx(83.9)
+    assert got[(PG + " (iPQ stages)", 11.81, "MNLI")]["score"].mean == approx(86.0)
 
 
 # --------------------------------------------------------------------- the page

@@ -242,7 +242,11 @@ def downstream_figure(table: Sequence[dict[str, Any]], styles: dict[str, Style])
     tasks = sorted({e["task"] for e in pts})
     methods = sorted({e["method"] for e in pts})
     with matplotlib.rc_context(_style_rc()):
-        fig, axes = _new(len(tasks), width=max(4.0, 3.4 * len(tasks)), height=3.4)
+        width = max(4.0, 3.4 * len(tasks))
+        # about 2.6 inches per legend column, so long names ("... (iPQ stages)") are not clipped;
+        # the figure grows with the legend's rows so the axes keep their height
+        ncols = max(1, min(len(methods), int(width // 2.6)))
+        fig, axes = _new(len(tasks), width=width, height=3.4 + 0.22 * math.ceil(len(methods) / ncols))
         for ax, task in zip(axes, tasks):
             here = [e for e in pts if e["task"] == task]
             for m in methods:
@@ -264,7 +268,7 @@ def downstream_figure(table: Sequence[dict[str, Any]], styles: dict[str, Style])
             ax.set_xlabel("compression ratio (×)")
             ax.set_ylabel(f"{metric} ({unit})")
         handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(methods), 5))
+        fig.legend(handles, labels, loc="outside lower center", ncols=ncols)
         return _picture(fig, "Accuracy against compression ratio",
                         "Downstream score of the quantized model (the task's main metric), mean over seeds (bars: "
                         "95% t-interval when there are several); dashed: the unquantized model. Higher is better, "

@@ -194,7 +194,8 @@ def downstream_tables(records: list[dict], styles) -> list[Table]:
     sizes: dict[float, list[float]] = {}
     for r in records:
         if r["compression_ratio"] is not None and r["size_mb"] is not None:
-            sizes.setdefault(r["compression_ratio"], []).append(r["size_mb"])
+            # rounded: the same preset's ratio can differ in the last bits between runs
+            sizes.setdefault(round(float(r["compression_ratio"]), 6), []).append(r["size_mb"])
     out = [acc]
     if sizes:
         size_table = Table("Model size per compression ratio", "Size of the (quantized) model, mean over rows.",

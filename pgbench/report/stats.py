@@ -51,12 +51,15 @@ def combination(row: dict[str, Any]) -> str:
 
     Spaces around the ``+`` keep ``kmeans++ + sklearn`` readable; names given by
     users are matched without spaces (:func:`same_name`).  A row with no
-    heuristic at all (an uncompressed model in the downstream table) is ``original``.
+    heuristic at all (an uncompressed model in the downstream table) is ``original``;
+    a downstream row quantized in iPQ stages (fine-tuning between layer groups) is
+    its own method, ``... (iPQ stages)``, since it measures the staging as well.
     """
     parts = [row.get("init"), row.get("resolve")]
     if row.get("consolidate"):
         parts.append(row["consolidate"])
-    return " + ".join(str(p) for p in parts if p) or "original"
+    name = " + ".join(str(p) for p in parts if p) or "original"
+    return f"{name} (iPQ stages)" if row.get("ipq_stages") else name
 
 
 def same_name(a: str, b: str) -> bool:
