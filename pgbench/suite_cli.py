@@ -120,6 +120,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     suite, expansion = _load(args)
     for label, why in expansion.skipped:
         print(f"skipped optional source '{label}': {why}", file=sys.stderr)
+    if not suite.methods:                     # a downstream-only suite: no k-means cases to run
+        return _run_downstream(suite, args)
     bar = None
 
     def on_start(n_todo: int, n_already: int) -> None:
