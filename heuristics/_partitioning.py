@@ -81,12 +81,3 @@ def centroid_partitioning(X: torch.Tensor, w: torch.Tensor, node: torch.Tensor, 
         stack.append(inner)
     empty = node.new_empty(0)
     return leaves, (torch.cat(rest) if rest else empty)
-
-
-def weighted_mean(X: torch.Tensor, w: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Weighted mean (d,) of points ``idx``; the plain mean if their weight is 0."""
-    wi = w[idx]
-    total = wi.sum()
-    if float(total) > 0:
-        return (X[idx] * wi[:, None]).sum(0) / total
-    return X[idx].mean(0)

@@ -14,9 +14,8 @@ The leaf means are the initial centroids.  No global Lloyd refinement is done he
 
 import torch
 
-from heuristics._partitioning import weighted_mean
 from pgbench.registry import register
-from pgbench.state import InitOutcome
+from pgbench.state import InitOutcome, weighted_mean
 
 
 def _two_means(P, wp, rng, n_iter):

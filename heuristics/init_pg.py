@@ -17,9 +17,9 @@ counted in ``n_unfilled``.
 
 import torch
 
-from heuristics._partitioning import _bisect, centroid_partitioning, weighted_mean
+from heuristics._partitioning import _bisect, centroid_partitioning
 from pgbench.registry import register
-from pgbench.state import InitOutcome
+from pgbench.state import InitOutcome, weighted_mean
 
 
 @register("init", "pg", summary="partitioning-guided pre-assignment (PG k-means Algorithm 1)")

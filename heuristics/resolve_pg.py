@@ -26,9 +26,9 @@ import math
 
 import torch
 
-from heuristics._partitioning import centroid_partitioning, weighted_mean
+from heuristics._partitioning import centroid_partitioning
 from pgbench.registry import register
-from pgbench.state import ResolveOutcome
+from pgbench.state import ResolveOutcome, weighted_mean
 
 
 def _one_pass(state, large_factor: float) -> dict:

@@ -153,7 +153,6 @@ def kmeans(X: Any, k: int, init: Any = "fairseq", resolve: str = "fairseq",
     trace: list[IterationStats] = []
     stopped = False
     for it in range(n_iter):
-        state.iteration = it
         t0 = time.perf_counter()
         state.reassign()
         n_empty = state.n_empty

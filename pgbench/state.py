@@ -48,7 +48,6 @@ class KMeansState:
     sq_dists: torch.Tensor = field(default=None)  # type: ignore[assignment]
     counts: torch.Tensor = field(default=None)  # type: ignore[assignment]
     sizes: torch.Tensor = field(default=None)  # type: ignore[assignment]
-    iteration: int = 0
     n_assignments: int = 0
     unit_weights: bool = False
 
@@ -88,12 +87,17 @@ class KMeansState:
         return int((self.counts == 0).sum())
 
     def cluster_mean(self, members: torch.Tensor) -> torch.Tensor:
-        """Weighted mean (d,) of the points ``members`` (m,); the plain mean if weight is 0."""
-        w = self.weights[members]
-        total = w.sum()
-        if float(total) > 0:
-            return (self.X[members] * w[:, None]).sum(0) / total
-        return self.X[members].mean(0)
+        """Weighted mean (d,) of the points ``members`` (m,); the plain mean if their weight is 0."""
+        return weighted_mean(self.X, self.weights, members)
+
+
+def weighted_mean(X: torch.Tensor, w: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Weighted mean (d,) of the points ``idx`` (m,) of ``X`` (n, d); the plain mean if their weight is 0."""
+    wi = w[idx]
+    total = wi.sum()
+    if float(total) > 0:
+        return (X[idx] * wi[:, None]).sum(0) / total
+    return X[idx].mean(0)
 
 
 @dataclass
