@@ -37,13 +37,14 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from ..validation import as_device
 from . import quant_noise
 from .data import Examples, TaskSpec, load_split, score, split_files
 
 log = logging.getLogger(__name__)
 
 __all__ = ["FinetuneConfig", "Finetuned", "load_pretrained", "encode", "batches", "train", "predict",
-           "evaluate", "finetuned", "cache_key", "resolve_device", "take_subset", "progress_bar"]
+           "evaluate", "finetuned", "cache_key", "take_subset", "progress_bar"]
 
 CACHE_FORMAT = 1
 
@@ -94,19 +95,6 @@ class FinetuneConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``cpu``, ``cuda`` or ``cuda:N`` as a torch.device; ValueError if CUDA is asked for but absent."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"unknown device {device!r} (use cpu, cuda or cuda:N).") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but CUDA is not available.")
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"unsupported device {device!r} (use cpu, cuda or cuda:N).")
-    return dev
 
 
 def _transformers():
@@ -328,7 +316,7 @@ def finetuned(model_dir: str | Path, task: TaskSpec, data_dir: str | Path, cfg: 
     ``cache_dir/<task>-<key>/`` (to a temporary folder first, then renamed, so a killed
     run leaves no half-written entry) and reused by any later call with the same key.
     """
-    dev_device = device if isinstance(device, torch.device) else resolve_device(device)
+    dev_device = device if isinstance(device, torch.device) else as_device(device)
     train_file = split_files(data_dir, task, "train")[0]
     key = cache_key(model_dir, task, train_file, cfg)
     folder = Path(cache_dir) / f"{task.name}-{key}" if cache_dir is not None else None

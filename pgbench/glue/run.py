@@ -35,10 +35,11 @@ from typing import Any, Iterable
 
 import torch
 
-from .. import __version__
+from .. import sysinfo
 from ..checkpoints import layer_configs
+from ..validation import as_device
 from .data import get_task, load_split
-from .finetune import Finetuned, FinetuneConfig, evaluate, finetuned, resolve_device, take_subset
+from .finetune import Finetuned, FinetuneConfig, evaluate, finetuned, take_subset
 from .quantize import QuantReport, parse_method, quantize_model
 from .results import DownstreamStore, now, row_id
 from .stages import run_stages
@@ -77,14 +78,13 @@ class DownstreamCase:
     stage_epochs: float = 1.0
 
 
-def _versions() -> dict[str, str]:
-    out = {"pgbench": __version__, "torch": torch.__version__}
+def _versions() -> dict[str, str | None]:
+    """The k-means cases' versions (:func:`pgbench.sysinfo.versions`) plus transformers'."""
     try:
         import transformers
-        out["transformers"] = transformers.__version__
     except ImportError:
-        pass
-    return out
+        return dict(sysinfo.versions())
+    return {**sysinfo.versions(), "transformers": transformers.__version__}
 
 
 def _base_row(case: DownstreamCase, ft: Finetuned, spec, device: torch.device) -> dict[str, Any]:
@@ -124,7 +124,7 @@ def run_case(case: DownstreamCase, results: str | Path | None = None, cache: str
     otherwise :func:`pgbench.glue.finetune.finetuned` provides it (cached in ``cache``).
     """
     spec = get_task(case.task)
-    dev_device = resolve_device(device)
+    dev_device = as_device(device)
     combo = parse_method(case.method, case.params)
     configs = layer_configs(case.preset, case.block_sizes, case.n_centroids)
     ft = base or finetuned(case.model, spec, case.data, case.finetune, cache, dev_device, progress)
@@ -213,7 +213,7 @@ def run_grid(model: str, task: str, data: str, methods: Iterable[str], presets: 
     for preset in presets:
         layer_configs(preset, case_fields.get("block_sizes"), case_fields.get("n_centroids"))
     load_split(data, spec, "dev")
-    dev_device = resolve_device(device)
+    dev_device = as_device(device)
     ft = finetuned(model, spec, data, finetune, cache, dev_device, progress)
     base_case = DownstreamCase(model, spec.name, data, finetune=finetune, **case_fields)
     rows = [float_row(base_case, ft, dev_device)]
