@@ -24,6 +24,7 @@ from typing import Any, Iterable
 
 from . import sources
 from .suite import Source, Suite, SuiteError
+from .validation import error_text
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +123,6 @@ def clear_cache() -> None:
 
 # ----------------------------------------------------------------------- expansion
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 def _shapes(suite: Suite, source: Source, data_seed: int) -> list[tuple[str, int, int, int | None]] | str:
     """(name, n, d, k) per data set, or the reason an optional source is skipped."""
     if source.unavailable:
@@ -134,8 +131,8 @@ def _shapes(suite: Suite, source: Source, data_seed: int) -> list[tuple[str, int
         loaded = load_datasets(source.name, source.params, data_seed)
     except Exception as exc:  # noqa: BLE001 - any source failure is a suite problem, reported in one line
         if source.optional:
-            return _one_line(exc)
-        raise SuiteError(f"{suite.path}: [[sources]] '{source.label}': {_one_line(exc)}") from None
+            return error_text(exc)
+        raise SuiteError(f"{suite.path}: [[sources]] '{source.label}': {error_text(exc)}") from None
     if not loaded:
         raise SuiteError(f"{suite.path}: [[sources]] '{source.label}' yields no data set")
     return [(name, int(ds.X.shape[0]), int(ds.X.shape[1]), ds.k) for name, ds in loaded.items()]

@@ -12,6 +12,8 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from .validation import error_text
+
 DEFAULT_RESULTS = "results"
 
 
@@ -85,7 +87,7 @@ def _run_downstream(suite, args: argparse.Namespace) -> int:
         rows = run_downstream(suite.downstream, args.results, device=args.device or suite.device,
                               progress=not args.no_progress)
     except (RuntimeError, OSError, ValueError) as exc:
-        print(f"pgbench run: downstream error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"pgbench run: downstream error: {error_text(exc)}", file=sys.stderr)
         return 1
     counts: dict[str, int] = {}
     for row in rows:
@@ -150,7 +152,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print("interrupted: finished cases are stored; run the same command again to resume", file=sys.stderr)
         return 130
     except (RuntimeError, OSError, sqlite3.Error) as exc:   # the suite could not run
-        print(f"pgbench run: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"pgbench run: error: {error_text(exc)}", file=sys.stderr)
         return 1
     finally:
         if bar is not None:

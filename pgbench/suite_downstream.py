@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .suite_values import Parser, substitute
+from .validation import error_text
 
 _KEYS = ("model", "task", "data", "methods", "presets", "seeds", "finetune", "ipq_stages", "layers",
          "optional", "n_iter", "block_sizes", "n_centroids")
@@ -107,7 +108,7 @@ def parse_downstream(p: Parser, raw: Any, values: dict[str, str | None]) -> tupl
                                tuple(f.name for f in dataclasses.fields(FinetuneConfig)))
             FinetuneConfig(**finetune)
         except ValueError as exc:
-            raise p.fail(f"{where}: {' '.join(str(exc).split())}") from None
+            raise p.fail(f"{where}: {error_text(exc)}") from None
         try:
             load_split(data, spec, "dev")
             data_ok = True

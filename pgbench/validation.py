@@ -99,3 +99,8 @@ def as_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
     return int(seed)
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception's message on one line (whitespace collapsed), or its type name when it has none."""
+    return " ".join(str(exc).split()) or type(exc).__name__

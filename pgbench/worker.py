@@ -28,12 +28,12 @@ from .engine import kmeans
 from .metrics import centroid_index
 from .result import KMeansResult
 from .sources import Dataset
+from .validation import error_text
 
 log = logging.getLogger(__name__)
 
 def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return f"{type(exc).__name__}: {error_text(exc)}" if str(exc).strip() else type(exc).__name__
 
 
 def base_row(case: Case) -> dict[str, Any]:
