@@ -55,7 +55,7 @@ MINILM_WEIGHT = "encoder.layer.0.attention.self.query.weight"
 def first_party(stage: str) -> list[str]:
     """Sorted names of the ``stage`` heuristics shipped in the ``heuristics`` package (no plugins)."""
     return [name for name in registry.names(stage)
-            if registry.get(stage, name).func.__module__.startswith("heuristics.")]
+            if registry.get(stage, name).func.__module__.startswith("pgbench.heuristics.")]
 
 
 def pin_threads(n: int = THREADS) -> None:

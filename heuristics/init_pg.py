@@ -17,7 +17,7 @@ counted in ``n_unfilled``.
 
 import torch
 
-from heuristics._partitioning import _bisect, centroid_partitioning
+from pgbench.heuristics._partitioning import _bisect, centroid_partitioning
 from pgbench.registry import register
 from pgbench.state import InitOutcome, weighted_mean
 

@@ -26,7 +26,7 @@ import math
 
 import torch
 
-from heuristics._partitioning import centroid_partitioning
+from pgbench.heuristics._partitioning import centroid_partitioning
 from pgbench.registry import register
 from pgbench.state import ResolveOutcome, weighted_mean
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
-from . import asv_history, registry, suite_cli
+from . import __version__, asv_history, paths, registry, suite_cli
 from .report import cli as report_cli
 from .glue import cli as glue_cli
 
@@ -28,6 +29,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
             h = registry.get(stage, name)
             params = ", ".join(f"{k}={v!r}" for k, v in h.params.items())
             print(f"  {name:10s} {h.summary}" + (f"  [{params}]" if params else ""))
+    from .suite import builtin_suites
+
+    print("suites (built-in; run by name, e.g. `pgbench run quick`):")
+    for name, path in builtin_suites().items():
+        print(f"  {name:10s} {path}")
     return 0
 
 
@@ -81,7 +87,11 @@ COMMANDS.update(report_cli.COMMANDS)  # report, compare
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pgbench", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"pgbench {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
+    parser.add_argument("--data", metavar="DIR",
+                        help=f"data root holding clustering/ and glue/ (default: ${paths.DATA_ENV}, else a "
+                             "checkout's ../shared/data)")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (setup, _, help_text) in COMMANDS.items():
         setup(sub.add_parser(name, help=help_text))
@@ -91,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.data:   # through the environment, so worker processes and batch jobs see it too
+        os.environ[paths.DATA_ENV] = os.path.abspath(os.path.expanduser(args.data))
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:

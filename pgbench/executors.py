@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import store, worker
+from .extras import require
 from .cases import Case
 
 log = logging.getLogger(__name__)
@@ -248,10 +249,9 @@ class SlurmExecutor:
     def execute(self, cases: Sequence[Case], sink: Sink) -> None:
         if not cases:
             return
-        try:
-            import submitit
-        except ImportError:
-            raise RuntimeError("--executor slurm needs submitit (pip install submitit).") from None
+        require("slurm", "--executor slurm")
+        import submitit
+
         groups = batches(cases, int(self.params.get("cases_per_task", 1)))
         executor = submitit.AutoExecutor(folder=Path(self.results_dir) / "submitit" / "%j", cluster=self.cluster)
         executor.update_parameters(**self.submitit_parameters(groups))

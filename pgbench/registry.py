@@ -18,7 +18,7 @@ Stages and the function signature each one must have:
     ``fn(X, weights, k, rng, **params) -> Consolidation``; runs once before
     initialisation and maps groups of points onto single weighted points.
 
-First-party heuristics live in the top-level ``heuristics`` package, one module
+First-party heuristics live in ``pgbench.heuristics`` (the checkout's ``heuristics/``), one module
 each; every public module there is imported on first use, so adding a heuristic is
 adding one file.  Third parties can register through the ``pgbench.heuristics``
 entry-point group (each entry point names a module to import).
@@ -130,11 +130,11 @@ def load_all() -> None:
     if _loaded:
         return
     _loaded = True
-    import heuristics
+    import pgbench.heuristics as heuristics
 
     for info in pkgutil.iter_modules(heuristics.__path__):
         if not info.name.startswith("_"):
-            importlib.import_module(f"heuristics.{info.name}")
+            importlib.import_module(f"pgbench.heuristics.{info.name}")
     for ep in importlib.metadata.entry_points(group="pgbench.heuristics"):
         try:
             importlib.import_module(ep.value)

@@ -31,6 +31,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from .extras import require
+
 log = logging.getLogger(__name__)
 
 DB_NAME = "results.sqlite"
@@ -258,11 +260,10 @@ def export(rows: list[dict[str, Any]], csv_path: str | Path | None = None,
             writer.writeheader()
             writer.writerows(rows)
     if parquet_path is not None:
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise ValueError("--parquet needs pyarrow (pip install pyarrow).") from None
+        require("parquet", "--parquet")
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         kinds = {"TEXT": pa.string(), "INTEGER": pa.int64(), "REAL": pa.float64()}
         schema = pa.schema([(name, kinds[sql.split()[0]]) for name, sql in COLUMNS])
         table = pa.Table.from_pylist(rows, schema=schema)

@@ -80,7 +80,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import backends, registry, sources
+from . import backends, paths, registry, sources
 from .suite_downstream import parse_downstream
 from .suite_values import Parser, SuiteError, resolve_variables, substitute
 
@@ -321,16 +321,40 @@ def _slurm(p: Parser, raw: Any, cli: dict[str, str] | None) -> dict[str, Any]:
     return table
 
 
+def builtin_suites() -> dict[str, Path]:
+    """The suites shipped with pgbench, by name (file stem)."""
+    return {f.stem: f for f in sorted(paths.shipped("suites").glob("*.toml"))}
+
+
+def locate_suite(ref: str | Path) -> Path:
+    """The suite file ``ref`` names: an existing file, else a built-in suite of that name.
+
+    ``quick`` and ``quick.toml`` both name the built-in suite when no such file is in
+    the working directory.  Raises ``SuiteError`` listing the built-in names.
+    """
+    path = Path(ref)
+    if path.is_file():
+        return path
+    builtin = builtin_suites()
+    name = path.stem if path.suffix == ".toml" and path.parent == Path(".") else str(ref)
+    if name in builtin:
+        return builtin[name]
+    raise SuiteError(f"{ref}: no such suite file, and no built-in suite of that name "
+                     f"(built-in: {', '.join(builtin)})")
+
+
 def load_suite(path: str | Path, variables: dict[str, str] | None = None, device: str | None = None,
                timeout: float | None = None, slurm: dict[str, str] | None = None) -> Suite:
     """Parse and validate a suite file; CLI overrides (``--set``, ``--device``, ``--timeout``, ``--slurm``) apply here.
+
+    ``path`` is a file or the name of a built-in suite (:func:`locate_suite`).
 
     Raises
     ------
     SuiteError
         One line ``SUITE_FILE: problem`` for anything wrong, before any data is loaded.
     """
-    path = Path(path)
+    path = locate_suite(path)
     p = Parser(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))

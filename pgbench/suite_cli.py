@@ -37,7 +37,7 @@ def _load(args: argparse.Namespace):
 
 
 def _setup_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("suite", help="suite file (TOML), e.g. suites/quick.toml")
+    p.add_argument("suite", help="a suite file (TOML) or the name of a built-in suite, e.g. quick")
     p.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="value of a [vars] entry of the suite (repeatable); or env PGBENCH_SET_<NAME>")
     p.add_argument("--device", help="override the suite's device: cpu, cuda, cuda:N")

@@ -24,11 +24,11 @@ fine-tunes once (cached under ``RESULTS/glue-cache``) and skips rows already sto
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import extras
 from .suite_values import Parser, substitute
 from .validation import error_text
 
@@ -62,8 +62,9 @@ class DownstreamEntry:
 
 
 def _why_unavailable(model: str, data: str, task_dir_ok: bool) -> str | None:
-    if importlib.util.find_spec("transformers") is None:
-        return "transformers is not installed (pip install 'pgbench[glue]')"
+    absent = extras.missing("glue")
+    if absent:
+        return f"{', '.join(absent)} not installed (pip install 'pgbench[glue]')"
     if not Path(model).is_dir():
         return f"no model folder at {model}"
     if not task_dir_ok:

@@ -1,4 +1,11 @@
-"""Checked values of a suite file: TOML types, ``${name}`` / ``${package:NAME}`` substitution.
+"""Checked values of a suite file: TOML types, ``${name}`` / ``${package:NAME}`` / ``${data:NAME}`` substitution.
+
+``${package:NAME}`` is the folder of the installed Python package NAME (found
+without importing it); ``${data:NAME}`` is ``NAME`` under the data root
+(:func:`pgbench.paths.data_root`).  Either may also appear in a ``[vars]``
+default.  When one cannot be resolved, the value stays unresolved and the reason
+is collected, so an ``optional`` source or entry is skipped with that reason and
+any other part of the suite fails with it.
 
 The type checks and variable handling that :mod:`pgbench.suite` applies to every
 table of a suite file; each failure is a :class:`SuiteError` whose text is one
@@ -12,6 +19,8 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+
+from . import paths
 
 _VAR = re.compile(r"\$\{([^}]*)\}")
 
@@ -94,6 +103,7 @@ def package_dir(name: str) -> str | None:
 def resolve_variables(p: Parser, raw: Any, given: dict[str, str]) -> dict[str, str | None]:
     declared = p.table(raw, "[vars]")
     values: dict[str, str | None] = {}
+    pending: set[str] = set()   # builtins that cannot resolve stay as ${...}; substitute() reports them
     for name, spec in declared.items():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise p.fail(f"[vars] name '{name}' must be an identifier")
@@ -106,7 +116,8 @@ def resolve_variables(p: Parser, raw: Any, given: dict[str, str]) -> dict[str, s
                 raise p.fail(f"[vars] {name}.default must be a string, got {default!r}")
             if not isinstance(spec.get("help", ""), str):
                 raise p.fail(f"[vars] {name}.help must be a string")
-        values[name] = given.get(name, os.environ.get(f"PGBENCH_SET_{name.upper()}", default))
+        value = given.get(name, os.environ.get(f"PGBENCH_SET_{name.upper()}", default))
+        values[name] = None if value is None else _VAR.sub(lambda m: _builtin(m, pending), value)
     unknown = sorted(set(given) - set(declared))
     if unknown:
         known = ", ".join(sorted(declared)) or "none"
@@ -125,17 +136,35 @@ def substitute(p: Parser, value: Any, values: dict[str, str | None], missing: se
 
     def one(match: re.Match) -> str:
         ref = match.group(1)
-        if ref.startswith("package:"):
-            folder = package_dir(ref[len("package:"):])
-            if folder is None:
-                missing.add(f"Python package '{ref[len('package:'):]}' is not installed")
-                return match.group(0)
-            return folder
+        if ref.startswith(BUILTINS):
+            return _builtin(match, missing)
         if ref not in values:
             raise p.fail(f"${{{ref}}} is not declared in [vars]")
         if values[ref] is None:
             env = f"PGBENCH_SET_{ref.upper()}"
             raise p.fail(f"variable '{ref}' has no value: pass --set {ref}=VALUE (or set {env})")
-        return values[ref]
+        return _VAR.sub(lambda m: _builtin(m, missing), values[ref])   # a default's unresolved builtin
 
     return _VAR.sub(one, value)
+
+
+BUILTINS = ("package:", "data:")
+
+
+def _builtin(match: re.Match, missing: set[str]) -> str:
+    """The value of ``${package:NAME}`` / ``${data:NAME}``; other references are left as they are."""
+    ref = match.group(1)
+    kind, _, name = ref.partition(":")
+    if kind == "package":
+        folder = package_dir(name)
+        if folder is None:
+            missing.add(f"Python package '{name}' is not installed")
+            return match.group(0)
+        return folder
+    if kind == "data":
+        try:
+            return str(paths.data_dir(name))
+        except ValueError as exc:
+            missing.add(str(exc))
+            return match.group(0)
+    return match.group(0)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pgbench
-from heuristics import consolidate_dwc as dwc
+from pgbench.heuristics import consolidate_dwc as dwc
 from pgbench import registry
 from pgbench.synthetic import gaussian_mixture
 
@@ -175,7 +175,7 @@ def test_too_few_points_for_eq2_consolidates_nothing_and_draws_nothing():
 
 def test_unreachable_eq2_gives_up_loudly(caplog):
     X = torch.arange(20.0)[torch.arange(60) % 20][:, None]           # 20 distinct values
-    with caplog.at_level(logging.WARNING, logger="heuristics.consolidate_dwc"):
+    with caplog.at_level(logging.WARNING, logger="pgbench.heuristics.consolidate_dwc"):
         c = run(X, 15, dwc_max_rounds=7)                 # needs 30 > 20 distinct
     assert c.info["n_eps_rounds"] == 7 and "dwc_max_rounds=7" in c.info["skipped"]
     assert torch.equal(c.members, torch.arange(60)) and "nothing consolidated" in caplog.text

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pgbench
-from heuristics._partitioning import centroid_partitioning
+from pgbench.heuristics._partitioning import centroid_partitioning
 from pgbench import backends, registry
 from pgbench.state import KMeansState
 from pgbench.synthetic import layer_subvectors

@@ -12,6 +12,8 @@ import os
 import time
 from pathlib import Path
 
+from ..extras import require
+
 __all__ = ["COMMANDS", "setup", "command", "format_rows"]
 
 DEFAULT_METHODS = "fairseq,sklearn,faiss,pg,pg-full"
@@ -101,6 +103,7 @@ def format_rows(rows: list[dict]) -> str:
 
 
 def command(args: argparse.Namespace) -> int:
+    require("glue", "pgbench glue")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 

@@ -9,6 +9,7 @@ import argparse
 import math
 import sys
 
+from ..extras import require
 from .compare import DEFAULT_METRICS, LOWER_IS_BETTER
 from .tables import DEFAULT_BASELINE
 
@@ -24,6 +25,7 @@ def _setup_report(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    require("report", "pgbench report")
     from ..store import Store
     from .render import write_report
 

@@ -19,11 +19,11 @@ from typing import Any, Sequence
 
 import jinja2
 
+from .. import paths
 from . import figures, summary, tables
 from .data import ReportData, load
 from .stats import Interval
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "reports" / "templates"
 TEMPLATE = "report.html.j2"
 
 
@@ -282,9 +282,9 @@ def build_context(data: ReportData, baseline: str | None = tables.DEFAULT_BASELI
 
 
 def environment(template_dir: str | Path | None = None) -> jinja2.Environment:
-    folder = Path(template_dir) if template_dir else TEMPLATE_DIR
+    folder = Path(template_dir) if template_dir else paths.shipped("templates")
     if not (folder / TEMPLATE).is_file():
-        raise ValueError(f"report template {folder / TEMPLATE} not found (run from a pgbench checkout).")
+        raise ValueError(f"report template {folder / TEMPLATE} not found (a broken installation: reinstall pgbench).")
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), autoescape=True,
                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 

@@ -10,9 +10,11 @@ true clusters and ``true_centroids`` for the centroid index
 
 Why: these sets have known answers, so a heuristic's ability to find every true
 cluster (CI = 0) can be checked, not only its SSE.  The files are third-party data
-kept outside the repository (``../shared/data/clustering``), so a relative
-``directory`` is looked up from the working directory, then from the repository
-root.  Every requested file is checked to exist before the first set is read.
+kept outside the repository and outside the package: by default they are read from
+``clustering/`` under the data root (:func:`pgbench.paths.data_root`: ``--data DIR``
+/ ``PGBENCH_DATA``, else a checkout's ``../shared/data``); a relative ``directory``
+is taken from the working directory.  Every requested file is checked to exist
+before the first set is read.
 """
 
 from __future__ import annotations
@@ -23,21 +25,21 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from .. import paths
 from . import Dataset, register_source
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 _SOURCE = "data source 'clustering_file'"
 
 
 def _find_directory(directory: str) -> Path:
-    """The data directory: absolute as given, else relative to the cwd, then to the repo root."""
-    given = Path(directory).expanduser()
-    candidates = [given] if given.is_absolute() else [Path.cwd() / given, _REPO_ROOT / given]
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate.resolve()
-    tried = " or ".join(str(c) for c in candidates)
-    raise ValueError(f"{_SOURCE}: no data directory at {tried}.")
+    """The data directory: the data root's ``clustering/`` when empty, else as given (relative: to the cwd)."""
+    try:
+        folder = Path(directory).expanduser().resolve() if directory else paths.data_dir("clustering")
+    except ValueError as exc:
+        raise ValueError(f"{_SOURCE}: {exc}") from None
+    if not folder.is_dir():
+        raise ValueError(f"{_SOURCE}: no data directory at {folder}.")
+    return folder
 
 
 def _files(directory: Path, name: str) -> tuple[Path, Path]:
@@ -76,7 +78,7 @@ def _label_means(X: np.ndarray, labels_path: Path) -> np.ndarray:
     return sums / np.bincount(inverse)[:, None]
 
 
-@register_source("clustering_file", params={"directory": "../shared/data/clustering", "names": "all"})
+@register_source("clustering_file", params={"directory": "", "names": "all"})
 def clustering_file(seed: int, directory: str, names: str | list[str]) -> Iterator[Dataset]:
     """Fränti benchmark sets and Birch sets from ``directory``, with ground-truth centroids.
 
@@ -85,8 +87,8 @@ def clustering_file(seed: int, directory: str, names: str | list[str]) -> Iterat
     seed : int
         Unused (the data are fixed); part of the source contract.
     directory : str
-        Folder of the files; a relative path is tried from the working directory,
-        then from the repository root.
+        Folder of the files; a relative path is taken from the working directory;
+        empty (the default): ``clustering/`` under the data root.
     names : "all", list of str, or str
         Set names (file stems, e.g. ``a1``, ``s3``, ``birch1``); ``"all"`` = every
         set in the folder; a string may list several names separated by commas.

@@ -30,7 +30,7 @@ def small_set(name: str) -> tuple[torch.Tensor, int]:
 
 def first_party(stage: str) -> list[str]:
     """Heuristics shipped in the ``heuristics`` package (test plugins excluded)."""
-    return [n for n in registry.names(stage) if registry.get(stage, n).func.__module__.startswith("heuristics.")]
+    return [n for n in registry.names(stage) if registry.get(stage, n).func.__module__.startswith("pgbench.heuristics.")]
 
 
 def methods() -> list[tuple[str, str, str | None]]:
