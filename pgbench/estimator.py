@@ -99,7 +99,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         Only when X has string feature names.
     result_ : KMeansResult
         The engine's full outcome: trace, ``status`` ("ok", "unresolved",
-        "stopped"), ``message``, timings.
+        "stopped", "diverged"), ``message``, timings.
 
     Notes
     -----
