@@ -28,6 +28,7 @@ member of a dense group shares its representative's centroid.
 from __future__ import annotations
 
 import logging
+import numbers
 import time
 from typing import Any
 
@@ -160,6 +161,8 @@ def kmeans(X: Any, k: int, init: Any = "fairseq", resolve: str = "fairseq",
     backends.check_backend(backend, dev, dt)
 
     explicit_init = None
+    if init is None or isinstance(init, numbers.Number):
+        raise ValueError(f"init must be a heuristic name or initial centroids of shape ({k}, {d}), got {init!r}.")
     if not isinstance(init, str):
         explicit_init = as_points(init, "init", dt, dev)
         if explicit_init.shape != (k, d):

@@ -91,8 +91,8 @@ def as_weights(w: Any, n: int, dtype: torch.dtype, device: torch.device) -> torc
     if total <= 0:
         raise ValueError("sample_weight must not sum to zero (every weight is 0).")
     if total > torch.finfo(dtype).max:
-        raise ValueError(f"sample_weight sums to {total:.4g}, beyond the {dtype_name(dtype)} range; "
-                         "rescale the weights or use dtype='float64'.")
+        raise ValueError(f"sample_weight sums to {total:.4g} (largest weight {float(t.max()):.4g}), beyond the "
+                         f"{dtype_name(dtype)} range; rescale the weights or use dtype='float64'.")
     return _cast(t, "sample_weight", dtype, device).contiguous()
 
 
