@@ -243,14 +243,9 @@ def consolidate_dwc(X, weights, k, rng, *, dwc_eps, dwc_eps_ratio, c_sd, c_mc, d
     weights : Tensor (n,), non-negative point weights
     k : int, number of centroids (n_c of Eq. 2)
     rng : torch.Generator (CPU), draws the top-level anchor
-    dwc_eps : float >= 0 or None, initial eps in the units of X; None: automatic
-        (``dwc_eps_ratio * rms * k ** (-1/d)``, see the module docstring)
-    dwc_eps_ratio : float > 0, fraction of the cell radius used by the automatic eps
-    c_sd : float in (0, 1), factor applied to eps while n_cw < c_mc * k
-    c_mc : float >= 0, minimum consolidated points as a multiple of k
-    dwc_max_rounds : int >= 1, bound on the eps rounds of Eq. 2
-    dwc_weighting : "sum" (weight = summed member weights) or "single" (mean
-        member weight: 1 on unweighted data)
+    dwc_eps, dwc_eps_ratio, c_sd, c_mc, dwc_max_rounds, dwc_weighting : as declared
+        above (ranges and defaults live there, checked before this runs); the
+        automatic eps is ``dwc_eps_ratio * rms * k ** (-1/d)`` (module docstring, 5.)
 
     Returns
     -------
