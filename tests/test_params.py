@@ -5,8 +5,6 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from pgbench import registry
 from pgbench.cli import main
 from pgbench.params import Choice, Flag, Int, Real, Typed, declare, infer
 from pgbench.state import InitOutcome
+from test_suite import plugin  # noqa: F401  (the test plugin, importable in subprocesses too)
 
 TESTS = Path(__file__).resolve().parent
 NAN, INF = float("nan"), float("inf")
@@ -209,15 +208,6 @@ consolidate = "{consolidate}"
 [[sources]]
 name = "tiny"
 """
-
-
-@pytest.fixture
-def plugin(monkeypatch):
-    monkeypatch.syspath_prepend(str(TESTS))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    yield
-    if "pgbench_testplugin" in sys.modules:
-        sys.modules["pgbench_testplugin"].unregister()
 
 
 @pytest.mark.parametrize("stage, name, param, value, shown", [
