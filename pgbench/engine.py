@@ -37,7 +37,7 @@ import torch
 from . import backends, registry
 from .params import Real
 from .result import IterationStats, KMeansResult
-from .state import Consolidation, KMeansState, NonFiniteError
+from .state import Consolidation, KMeansState, NonFiniteError, ResolveOutcome
 from .validation import (as_device, as_dtype, as_points, as_seed, as_weights, check_k,
                          check_positive_int, check_scale)
 
@@ -77,7 +77,7 @@ def _update(state: KMeansState) -> None:
 
 
 def _iteration(state: KMeansState, it: int, resolver: registry.Heuristic, params: dict[str, Any],
-               rng: torch.Generator) -> tuple[IterationStats, Any]:
+               rng: torch.Generator) -> tuple[IterationStats, ResolveOutcome]:
     """One Lloyd iteration (assignment, resolve, update); returns its trace record and the resolve outcome.
 
     Raises ``NonFiniteError`` when an assignment overflows or the centroids end non-finite.

@@ -88,7 +88,9 @@ def _is_number(value: Any) -> bool:
 def _bounds(low: Any, high: Any, closed: str) -> str:
     """`` >= 0``, `` in (0, 1)``, `` <= 5`` or ``""``."""
     if low is not None and high is not None:
-        return f" in {'[' if closed in ('both', 'left') else '('}{low}, {high}{']' if closed in ('both', 'right') else ')'}"
+        left = "[" if closed in ("both", "left") else "("
+        right = "]" if closed in ("both", "right") else ")"
+        return f" in {left}{low}, {high}{right}"
     if low is not None:
         return f" {'>=' if closed in ('both', 'left') else '>'} {low}"
     if high is not None:

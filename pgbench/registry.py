@@ -39,14 +39,14 @@ default, floats must be finite, no range), which is what data sources use.
 Stages and the function signature each one must have:
 
 ``init``
-    ``fn(X, weights, k, rng, *, **params) -> InitOutcome``; ``X`` is (n, d),
+    ``fn(X, weights, k, rng, *, <params>) -> InitOutcome``; ``X`` is (n, d),
     ``weights`` is (n,), ``rng`` a CPU ``torch.Generator``.
 ``resolve``
-    ``fn(state, rng, *, **params) -> ResolveOutcome``; runs once per Lloyd iteration,
+    ``fn(state, rng, *, <params>) -> ResolveOutcome``; runs once per Lloyd iteration,
     either right after the assignment step (``when="before_update"``, the default)
     or right after the centroid update (``when="after_update"``, faiss-style).
 ``consolidate``
-    ``fn(X, weights, k, rng, *, **params) -> Consolidation``; runs once before
+    ``fn(X, weights, k, rng, *, <params>) -> Consolidation``; runs once before
     initialisation and maps groups of points onto single weighted points.
 
 First-party heuristics live in ``pgbench.heuristics`` (the checkout's ``heuristics/``), one module

@@ -22,6 +22,7 @@ from typing import Any, Callable
 import torch
 
 from .backends import segment_sums
+from .validation import dtype_name
 
 Assign = Callable[[torch.Tensor, torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
 
@@ -80,7 +81,7 @@ class KMeansState:
             finite = self.centroids[torch.isfinite(self.centroids).all(1)]
             reach = f"{float(finite.abs().max()):.3g}" if finite.numel() else "none"
             raise NonFiniteError(
-                f"the assignment overflowed {str(self.X.dtype).replace('torch.', '')}: {int(lost.sum())} of "
+                f"the assignment overflowed {dtype_name(self.X.dtype)}: {int(lost.sum())} of "
                 f"{self.n} points have no finite squared distance ({self.non_finite_centroids()} of {self.k} "
                 f"centroids are non-finite; largest finite centroid coordinate {reach})")
         self.labels, self.sq_dists = labels, sq_dists

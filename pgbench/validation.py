@@ -14,20 +14,19 @@ import torch
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-def _first_bad(bad: torch.Tensor) -> str:
-    """``row i, column j`` (or ``index i``) of the first True in ``bad``."""
-    where = [int(i) for i in bad.nonzero()[0]]
-    return f"row {where[0]}, column {where[1]}" if len(where) == 2 else f"index {where[0]}"
-
-
 def _check_finite(t: torch.Tensor, name: str) -> None:
     """Raise naming the first NaN or infinity of ``t`` (in its own dtype, before any cast)."""
     if t.is_floating_point():
         bad = ~torch.isfinite(t)
         if bool(bad.any()):
-            where = _first_bad(bad)
-            raise ValueError(f"{name} contains NaN or Inf values ({float(t[tuple(bad.nonzero()[0])])} at "
-                             f"{where}); only finite values can be clustered.")
+            at = tuple(int(i) for i in bad.nonzero()[0])
+            where = f"row {at[0]}, column {at[1]}" if len(at) == 2 else f"index {at[0]}"
+            raise ValueError(f"{name} contains NaN or Inf values ({float(t[at])} at {where}); "
+                             "only finite values can be clustered.")
+
+
+def _remedy(dtype: torch.dtype, what: str = "it") -> str:
+    return f"rescale {what}" + (" or use dtype='float64'" if dtype != torch.float64 else "")
 
 
 def _cast(t: torch.Tensor, name: str, dtype: torch.dtype, device: torch.device | None) -> torch.Tensor:
@@ -36,7 +35,7 @@ def _cast(t: torch.Tensor, name: str, dtype: torch.dtype, device: torch.device |
     if not bool(torch.isfinite(out).all()):
         big = float(t.detach().abs().max())
         raise ValueError(f"{name} holds {big:.4g}, beyond the {dtype_name(dtype)} range "
-                         f"(max {torch.finfo(dtype).max:.4g}); rescale it or use dtype='float64'.")
+                         f"(max {torch.finfo(dtype).max:.4g}); {_remedy(dtype)}.")
     return out
 
 
@@ -92,7 +91,7 @@ def as_weights(w: Any, n: int, dtype: torch.dtype, device: torch.device) -> torc
         raise ValueError("sample_weight must not sum to zero (every weight is 0).")
     if total > torch.finfo(dtype).max:
         raise ValueError(f"sample_weight sums to {total:.4g} (largest weight {float(t.max()):.4g}), beyond the "
-                         f"{dtype_name(dtype)} range; rescale the weights or use dtype='float64'.")
+                         f"{dtype_name(dtype)} range; {_remedy(dtype, 'the weights')}.")
     return _cast(t, "sample_weight", dtype, device).contiguous()
 
 
@@ -119,11 +118,10 @@ def check_scale(points: list[torch.Tensor], weights: torch.Tensor, name: str = "
     if 4.0 * r2 * mass > info.max:
         raise ValueError(f"{name} is too large for {dtype_name(dtype)}: its largest squared norm {r2:.4g} "
                          f"(x 4 x total weight {mass:.4g}) exceeds {info.max:.4g}, so squared distances "
-                         "would overflow; rescale it or use dtype='float64'.")
+                         f"would overflow; {_remedy(dtype)}.")
     if 0.0 < r2 < info.tiny:
         raise ValueError(f"{name} is too small for {dtype_name(dtype)}: its largest squared norm {r2:.4g} is "
-                         f"below {info.tiny:.4g}, so squared distances would round to zero; rescale it "
-                         "or use dtype='float64'.")
+                         f"below {info.tiny:.4g}, so squared distances would round to zero; {_remedy(dtype)}.")
 
 
 def check_k(k: Any, n: int) -> int:
