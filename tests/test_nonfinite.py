@@ -182,3 +182,16 @@ def test_finite_data_never_gives_a_non_finite_result(run):
     assert r.status in STATUSES
     assert math.isfinite(r.inertia) and bool(torch.isfinite(r.centroids).all()), (r.status, r.message)
     assert r.labels.min() >= 0 and r.labels.max() < k
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_refuses_overflowing_data_and_ends_diverged_like_the_cpu():
+    with pytest.raises(ValueError, match="too large for float32"):
+        pgbench.kmeans(blobs().float() * 1e19, 4, device="cuda")
+    X = blobs().float()
+    init = X[torch.tensor([0, 0, 1, 2])].clone()
+    cpu = pgbench.kmeans(X, 4, init=init, resolve="fairseq", eps=1e30, backend="torch", n_iter=5)
+    gpu = pgbench.kmeans(X, 4, init=init, resolve="fairseq", eps=1e30, device="cuda", n_iter=5)
+    assert gpu.status == cpu.status == "diverged" and finite(gpu)
+    assert torch.equal(gpu.centroids.cpu(), init) and torch.equal(gpu.labels.cpu(), cpu.labels)
