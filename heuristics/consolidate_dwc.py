@@ -83,6 +83,7 @@ import math
 
 import torch
 
+from pgbench.params import Choice, Int, Real
 from pgbench.registry import register
 from pgbench.state import Consolidation
 
@@ -122,6 +123,10 @@ def _split_level(X64: torch.Tensor, pts: torch.Tensor, gid: torch.Tensor, n_grou
     anchor_of = take(pts, 0, gstart).repeat_interleave(counts)            # (N,)
     dist = torch.linalg.vector_norm(take(X64, 0, pts) - take(X64, 0, anchor_of), dim=1)
 
+    # an eps wider than twice the level's largest distance cuts exactly as that width
+    # does (no segment ends inside a group), so it is capped there: an eps near the
+    # float64 limit (a legal, finite value) then cannot overflow the offset below
+    eps = min(eps, 2.0 * float(dist.max()))
     # one stable sort of the keys gid * offset + dist orders every group by distance,
     # ties in their previous order (so the anchor stays first); a power-of-two
     # offset >= 4 * (max dist + eps) keeps every cut dist + eps inside its own group
@@ -221,12 +226,15 @@ def _merge(X: torch.Tensor, weights: torch.Tensor, dense_of: torch.Tensor, n_den
     return points.to(X.dtype), new_weights.to(weights.dtype), members
 
 
-@register("consolidate", "dwc",
-          params={"dwc_eps": None, "dwc_eps_ratio": 0.1, "c_sd": 0.8, "c_mc": 2.0,
-                  "dwc_max_rounds": 50, "dwc_weighting": "sum"},
-          summary="dense weights consolidation (PG k-means section 4.3, Eq. 2, Algorithms 3-5)")
-def consolidate_dwc(X, weights, k, rng, dwc_eps=None, dwc_eps_ratio=0.1, c_sd=0.8, c_mc=2.0,
-                    dwc_max_rounds=50, dwc_weighting="sum"):
+@register("consolidate", "dwc", params=[
+    Real("dwc_eps", None, low=0, none=True, help="initial eps in the units of X; None: automatic"),
+    Real("dwc_eps_ratio", 0.1, low=0, closed="neither", help="automatic eps as a fraction of the cell radius"),
+    Real("c_sd", 0.8, low=0, high=1, closed="neither", help="factor applied to eps while n_cw < c_mc * k (Eq. 2)"),
+    Real("c_mc", 2.0, low=0, help="minimum consolidated points as a multiple of k (Eq. 2)"),
+    Int("dwc_max_rounds", 50, low=1, help="bound on the eps rounds of Eq. 2"),
+    Choice("dwc_weighting", "sum", WEIGHTINGS, help="representative weight: summed or mean member weight"),
+], summary="dense weights consolidation (PG k-means section 4.3, Eq. 2, Algorithms 3-5)")
+def consolidate_dwc(X, weights, k, rng, *, dwc_eps, dwc_eps_ratio, c_sd, c_mc, dwc_max_rounds, dwc_weighting):
     """Merge dense groups of points into single weighted points (PG k-means DWC).
 
     Parameters
@@ -235,32 +243,14 @@ def consolidate_dwc(X, weights, k, rng, dwc_eps=None, dwc_eps_ratio=0.1, c_sd=0.
     weights : Tensor (n,), non-negative point weights
     k : int, number of centroids (n_c of Eq. 2)
     rng : torch.Generator (CPU), draws the top-level anchor
-    dwc_eps : float >= 0 or None, initial eps in the units of X; None: automatic
-        (``dwc_eps_ratio * rms * k ** (-1/d)``, see the module docstring)
-    dwc_eps_ratio : float > 0, fraction of the cell radius used by the automatic eps
-    c_sd : float in (0, 1), factor applied to eps while n_cw < c_mc * k
-    c_mc : float >= 0, minimum consolidated points as a multiple of k
-    dwc_max_rounds : int >= 1, bound on the eps rounds of Eq. 2
-    dwc_weighting : "sum" (weight = summed member weights) or "single" (mean
-        member weight: 1 on unweighted data)
+    dwc_eps, dwc_eps_ratio, c_sd, c_mc, dwc_max_rounds, dwc_weighting : as declared
+        above (ranges and defaults live there, checked before this runs); the
+        automatic eps is ``dwc_eps_ratio * rms * k ** (-1/d)`` (module docstring, 5.)
 
     Returns
     -------
     Consolidation with X (m, d), weights (m,), members (n,) and counts in ``info``.
     """
-    if dwc_eps is not None and not (math.isfinite(dwc_eps) and dwc_eps >= 0):
-        raise ValueError(f"dwc_eps must be a finite number >= 0 or None, got {dwc_eps!r}.")
-    if not (math.isfinite(dwc_eps_ratio) and dwc_eps_ratio > 0):
-        raise ValueError(f"dwc_eps_ratio must be a finite number > 0, got {dwc_eps_ratio!r}.")
-    if not 0 < c_sd < 1:
-        raise ValueError(f"c_sd must be in (0, 1), got {c_sd!r}.")
-    if not (math.isfinite(c_mc) and c_mc >= 0):
-        raise ValueError(f"c_mc must be a finite number >= 0, got {c_mc!r}.")
-    if dwc_max_rounds < 1:
-        raise ValueError(f"dwc_max_rounds must be >= 1, got {dwc_max_rounds!r}.")
-    if dwc_weighting not in WEIGHTINGS:
-        raise ValueError(f"dwc_weighting must be one of {', '.join(WEIGHTINGS)}, got {dwc_weighting!r}.")
-
     n, d = X.shape
     target = max(c_mc * k, k)          # k-means needs at least k points, whatever c_mc says
     X64 = X.double()

@@ -14,6 +14,7 @@ The leaf means are the initial centroids.  No global Lloyd refinement is done he
 
 import torch
 
+from pgbench.params import Choice, Int
 from pgbench.registry import register
 from pgbench.state import InitOutcome, weighted_mean
 
@@ -40,13 +41,11 @@ def _two_means(P, wp, rng, n_iter):
     return mask
 
 
-@register("init", "bisecting", params={"n_bisect_iter": 10, "largest_by": "count"},
-          summary="2-means splits of the largest cluster (scikit-learn BisectingKMeans style)")
-def init_bisecting(X, weights, k, rng, n_bisect_iter=10, largest_by="count"):
-    if n_bisect_iter < 1:
-        raise ValueError(f"n_bisect_iter must be at least 1, got {n_bisect_iter}.")
-    if largest_by not in ("count", "mass"):
-        raise ValueError(f"largest_by must be 'count' or 'mass', got {largest_by!r}.")
+@register("init", "bisecting", params=[
+    Int("n_bisect_iter", 10, low=1, help="Lloyd iterations of each 2-means split"),
+    Choice("largest_by", "count", ("count", "mass"), help="which cluster is split next: most points or most weight"),
+], summary="2-means splits of the largest cluster (scikit-learn BisectingKMeans style)")
+def init_bisecting(X, weights, k, rng, *, n_bisect_iter, largest_by):
     size = (lambda g: float(g.numel())) if largest_by == "count" else (lambda g: float(weights[g].sum()))
     groups = [torch.arange(X.shape[0], device=X.device)]
     frozen = [False]

@@ -12,17 +12,17 @@ import math
 
 import torch
 
+from pgbench.params import Int
 from pgbench.registry import register
 from pgbench.state import InitOutcome
 
 
-@register("init", "kmeans++", params={"n_local_trials": None},
-          summary="greedy k-means++, 2 + floor(ln k) weighted local trials (scikit-learn)")
-def init_kmeanspp(X, weights, k, rng, n_local_trials=None):
+@register("init", "kmeans++", params=[
+    Int("n_local_trials", None, low=1, none=True, help="candidates per centre; None: 2 + floor(ln k)"),
+], summary="greedy k-means++, 2 + floor(ln k) weighted local trials (scikit-learn)")
+def init_kmeanspp(X, weights, k, rng, *, n_local_trials):
     n, d = X.shape
-    trials = int(n_local_trials) if n_local_trials is not None else 2 + int(math.log(k))
-    if trials < 1:
-        raise ValueError(f"n_local_trials must be at least 1, got {n_local_trials}.")
+    trials = n_local_trials if n_local_trials is not None else 2 + int(math.log(k))
     w = weights
     centers = torch.empty((k, d), dtype=X.dtype, device=X.device)
     first = int(torch.multinomial(w.detach().cpu().double(), 1, generator=rng))

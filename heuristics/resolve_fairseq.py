@@ -24,6 +24,7 @@ when unweighted, which is fairseq's case).
 
 import torch
 
+from pgbench.params import Int, Real
 from pgbench.registry import register
 from pgbench.state import ResolveOutcome
 
@@ -40,11 +41,11 @@ def _largest_cluster(state) -> int:
     return int(top[first_seen[top].argmin()])
 
 
-@register("resolve", "fairseq", params={"eps": 1e-6, "max_tentatives": 100},
-          summary="split the largest cluster by +-eps*N(0,I), one empty per full re-assignment (fairseq iPQ)")
-def resolve_fairseq(state, rng, eps=1e-6, max_tentatives=100):
-    if max_tentatives < 0:
-        raise ValueError(f"max_tentatives must be non-negative, got {max_tentatives}.")
+@register("resolve", "fairseq", params=[
+    Real("eps", 1e-6, low=0, help="scale of the N(0, I) split noise, in the units of X"),
+    Int("max_tentatives", 100, low=0, help="rounds allowed per iteration (round max_tentatives + 1 fails)"),
+], summary="split the largest cluster by +-eps*N(0,I), one empty per full re-assignment (fairseq iPQ)")
+def resolve_fairseq(state, rng, *, eps, max_tentatives):
     empty = state.empty_ids()
     n_found = int(empty.numel())
     t = 0

@@ -18,16 +18,21 @@ points and sizes are weight masses, as in faiss's weighted ``compute_centroids``
 import numpy as np
 import torch
 
+from pgbench.params import Int, Real
 from pgbench.registry import register
 from pgbench.state import ResolveOutcome
 
 _BLOCK = 4096  # uniform draws per vectorised scan block (one draw per visit, in order)
 
 
-@register("resolve", "faiss", params={"eps": 1.0 / 1024, "split_seed": 1234, "max_visits": 0},
-          when="after_update",
-          summary="split a donor chosen with probability (size-1)/(n-k), copy with 1+-1/1024 (faiss)")
-def resolve_faiss(state, rng, eps=1.0 / 1024, split_seed=1234, max_visits=0):
+@register("resolve", "faiss", params=[
+    Real("eps", 1.0 / 1024, low=0, high=1, closed="left",
+         help="relative split perturbation, coordinates scaled by 1 +- eps (below 1: signs kept)"),
+    Int("split_seed", 1234, low=0, help="seed of the donor draws, reset at every call as in faiss"),
+    Int("max_visits", 0, low=0, high=2**31 - 1, help="donor visits before taking the largest; 0: 10 k"),
+], when="after_update",
+   summary="split a donor chosen with probability (size-1)/(n-k), copy with 1+-1/1024 (faiss)")
+def resolve_faiss(state, rng, *, eps, split_seed, max_visits):
     k, n = state.k, state.n
     hassign = state.sizes.detach().cpu().double().numpy().copy()          # (k,)
     empty = np.flatnonzero(hassign == 0)

@@ -27,6 +27,7 @@ import math
 import torch
 
 from pgbench.heuristics._partitioning import centroid_partitioning
+from pgbench.params import Int, Real
 from pgbench.registry import register
 from pgbench.state import ResolveOutcome, weighted_mean
 
@@ -66,11 +67,12 @@ def _one_pass(state, large_factor: float) -> dict:
     return {"n_large": len(large), "n_new_leaves": new_leaves, "rest": int(sum(r.numel() for r in rest))}
 
 
-@register("resolve", "pg", params={"max_passes": 15, "patience": 3, "large_factor": 1.0},
-          summary="partitioning-guided cluster fine-tuning (PG k-means Algorithm 2, Eq. 1)")
-def resolve_pg(state, rng, max_passes=15, patience=3, large_factor=1.0):
-    if max_passes < 0 or patience < 1 or large_factor <= 0:
-        raise ValueError("pg resolve needs max_passes >= 0, patience >= 1 and large_factor > 0.")
+@register("resolve", "pg", params=[
+    Int("max_passes", 15, low=0, help="passes of Algorithm 2 per iteration (15 in the paper)"),
+    Int("patience", 3, low=1, help="passes without a new minimum of empty clusters before stopping"),
+    Real("large_factor", 1.0, low=0, closed="neither", help="S_c as a multiple of the average cluster size"),
+], summary="partitioning-guided cluster fine-tuning (PG k-means Algorithm 2, Eq. 1)")
+def resolve_pg(state, rng, *, max_passes, patience, large_factor):
     n_found = state.n_empty
     best, since_best, passes = n_found, 0, 0
     n_new = 0

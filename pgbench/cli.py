@@ -19,16 +19,16 @@ from .glue import cli as glue_cli
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    catalogue = registry.catalogue()
     if args.json:
-        print(json.dumps(catalogue))
+        print(json.dumps(registry.declarations() if args.params else registry.catalogue()))
         return 0
-    for stage in registry.STAGES:
+    for stage, entries in registry.declarations().items():
         print(f"{stage}:")
-        for name in catalogue[stage]:
-            h = registry.get(stage, name)
-            params = ", ".join(f"{k}={v!r}" for k, v in h.params.items())
-            print(f"  {name:10s} {h.summary}" + (f"  [{params}]" if params else ""))
+        for h in entries:
+            print(f"  {h['name']:10s} {h['summary']}")
+            width = max((len(f"{p['name']}={p['default']!r}") for p in h["params"]), default=0)
+            for p in h["params"]:
+                print(f"      {p['name'] + '=' + repr(p['default']):{width}s}  {p['allowed']}: {p['help']}")
     from .suite import builtin_suites
 
     print("suites (built-in; run by name, e.g. `pgbench run quick`):")
@@ -39,6 +39,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _setup_list(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print {stage: [names]} as JSON")
+    p.add_argument("--params", action="store_true",
+                   help="with --json: {stage: [{name, summary, when, params: [{name, default, allowed, help}]}]}")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -8,6 +8,14 @@ One iteration is::
     resolve, if it runs after the update (faiss)
     trace record (seconds per phase, inertia at the assignment)
 
+Overflow: the inputs are checked at the boundary so that no squared distance
+can overflow the dtype (:func:`pgbench.validation.check_scale`), and heuristic
+parameters are range-checked when they are bound.  As a backstop, every
+assignment and every iteration's centroids are checked for NaN/inf; if a
+heuristic pushes them out of range the run ends there with status ``diverged``,
+keeping the last centroids an assignment succeeded with (so the returned
+centroids, labels and inertia are finite) and a message saying what overflowed.
+
 There is no convergence test by default: like fairseq's EM the loop runs exactly
 ``n_iter`` iterations unless a resolver stops it (fairseq's
 EmptyClusterResolveError, recorded as status ``stopped``) or ``tol`` is given.
@@ -20,16 +28,18 @@ member of a dense group shares its representative's centroid.
 from __future__ import annotations
 
 import logging
+import numbers
 import time
 from typing import Any
 
 import torch
 
 from . import backends, registry
+from .params import Real
 from .result import IterationStats, KMeansResult
-from .state import Consolidation, KMeansState
+from .state import Consolidation, KMeansState, NonFiniteError, ResolveOutcome
 from .validation import (as_device, as_dtype, as_points, as_seed, as_weights, check_k,
-                         check_positive_int)
+                         check_positive_int, check_scale)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +74,46 @@ def _update(state: KMeansState) -> None:
     mass = state.sizes                                                     # (k,)
     filled = mass > 0
     state.centroids[filled] = sums[filled] / mass[filled, None]
+
+
+def _iteration(state: KMeansState, it: int, resolver: registry.Heuristic, params: dict[str, Any],
+               rng: torch.Generator) -> tuple[IterationStats, ResolveOutcome]:
+    """One Lloyd iteration (assignment, resolve, update); returns its trace record and the resolve outcome.
+
+    Raises ``NonFiniteError`` when an assignment overflows or the centroids end non-finite.
+    """
+    dev = state.X.device
+    t0 = time.perf_counter()
+    state.reassign()
+    n_empty = state.n_empty
+    inertia = float((state.sq_dists * state.weights).sum())
+    _sync(dev)
+    t1 = time.perf_counter()
+    seconds_resolve = 0.0
+    res = None
+    if resolver.when == "before_update":
+        res = resolver.func(state, rng, **params)
+        _sync(dev)
+        seconds_resolve = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    if res is None or not res.stop:
+        _update(state)
+    _sync(dev)
+    seconds_update = time.perf_counter() - t2
+    if resolver.when == "after_update":
+        t3 = time.perf_counter()
+        res = resolver.func(state, rng, **params)
+        _sync(dev)
+        seconds_resolve = time.perf_counter() - t3
+    bad = state.non_finite_centroids()
+    if bad:
+        raise NonFiniteError(f"{bad} of {state.k} centroids became non-finite after resolver '{resolver.name}' "
+                             "and the update")
+    return IterationStats(it, n_empty, res.n_left, res.n_resolved, res.rounds, res.gave_up,
+                          t1 - t0, seconds_resolve, seconds_update, inertia), res
+
+
+_TOL = Real("tol", None, low=0, none=True)
 
 
 def kmeans(X: Any, k: int, init: Any = "fairseq", resolve: str = "fairseq",
@@ -103,16 +153,21 @@ def kmeans(X: Any, k: int, init: Any = "fairseq", resolve: str = "fairseq",
     n_iter = check_positive_int(n_iter, "n_iter")
     seed = as_seed(seed)
     weights = as_weights(sample_weight, n, dt, dev)
-    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or tol < 0):
-        raise ValueError(f"tol must be a non-negative number or None, got {tol!r}.")
+    try:
+        tol = _TOL.check(tol)
+    except ValueError as exc:
+        raise ValueError(f"tol {exc}.") from None
     backend = backend or backends.default_backend(dev, dt)
     backends.check_backend(backend, dev, dt)
 
     explicit_init = None
+    if init is None or isinstance(init, numbers.Number):
+        raise ValueError(f"init must be a heuristic name or initial centroids of shape ({k}, {d}), got {init!r}.")
     if not isinstance(init, str):
         explicit_init = as_points(init, "init", dt, dev)
         if explicit_init.shape != (k, d):
             raise ValueError(f"init centroids must have shape ({k}, {d}), got {tuple(explicit_init.shape)}.")
+    check_scale([Xt] if explicit_init is None else [Xt, explicit_init], weights)
     if not isinstance(resolve, str):
         raise ValueError(f"resolve must be a heuristic name, got {resolve!r}.")
     selected = {"resolve": registry.get("resolve", resolve)}
@@ -136,6 +191,8 @@ def kmeans(X: Any, k: int, init: Any = "fairseq", resolve: str = "fairseq",
         consolidate_info = merged.info
         if points.shape[0] < k:
             raise RuntimeError(f"consolidation '{consolidate}' left {points.shape[0]} points for k={k}.")
+        if not bool(torch.isfinite(points).all()):
+            raise RuntimeError(f"consolidation '{consolidate}' returned non-finite points.")
     _sync(dev)
     seconds_consolidate = time.perf_counter() - t0
 
@@ -145,45 +202,38 @@ def kmeans(X: Any, k: int, init: Any = "fairseq", resolve: str = "fairseq",
     else:
         outcome = selected["init"].func(points, point_weights, k, rng, **bound["init"])
         centroids, init_name, init_info = outcome.centroids.to(dev, dt).contiguous(), init, outcome.info
+        if not bool(torch.isfinite(centroids).all()):
+            raise RuntimeError(f"init heuristic '{init}' returned non-finite centroids.")
     _sync(dev)
     seconds_init = time.perf_counter() - t0
 
     assign = backends.make_assign(backend, points)
     state = KMeansState(points, point_weights, centroids, assign)
     trace: list[IterationStats] = []
-    stopped = False
+    stopped, diverged = False, ""
+    good = None                      # centroids an iteration's first assignment succeeded with
     for it in range(n_iter):
-        t0 = time.perf_counter()
-        state.reassign()
-        n_empty = state.n_empty
-        inertia = float((state.sq_dists * state.weights).sum())
-        _sync(dev)
-        t1 = time.perf_counter()
-        before = state.centroids.clone() if tol is not None else None
-        seconds_resolve = 0.0
-        res = None
-        if resolver.when == "before_update":
-            res = resolver.func(state, rng, **bound["resolve"])
-            _sync(dev)
-            seconds_resolve = time.perf_counter() - t1
-        t2 = time.perf_counter()
-        if res is None or not res.stop:
-            _update(state)
-        _sync(dev)
-        seconds_update = time.perf_counter() - t2
-        if resolver.when == "after_update":
-            t3 = time.perf_counter()
-            res = resolver.func(state, rng, **bound["resolve"])
-            _sync(dev)
-            seconds_resolve = time.perf_counter() - t3
-        trace.append(IterationStats(it, n_empty, res.n_left, res.n_resolved, res.rounds, res.gave_up,
-                                    t1 - t0, seconds_resolve, seconds_update, inertia))
+        start, assigned = state.centroids.clone(), state.n_assignments
+        try:
+            stats, res = _iteration(state, it, resolver, bound["resolve"], rng)
+        except NonFiniteError as exc:
+            began = state.n_assignments > assigned        # this iteration's first assignment worked
+            good = start if began else good
+            if good is None:
+                raise RuntimeError(f"the initial centroids of init '{init_name}' cannot be assigned: {exc}.") from None
+            state.centroids = good
+            diverged = (f"iteration {it}, {f'resolver {resolve!r}' if began else 'assignment'}: {exc}; the run "
+                        "ended there, with the last centroids an assignment succeeded with")
+            log.warning("k-means diverged at %s", diverged)
+            break
+        good = start
+        trace.append(stats)
         log.debug("iteration %d: %d empty after assignment, %d after %s (%d rounds), inertia %.6g",
-                  it, n_empty, res.n_left, resolve, res.rounds, inertia)
+                  it, stats.n_empty_assigned, res.n_left, resolve, res.rounds, stats.inertia)
         if res.stop:
             stopped = True
             break
-        if tol is not None and float(((state.centroids - before) ** 2).sum()) <= tol:
+        if tol is not None and float(((state.centroids - start) ** 2).sum()) <= tol:
             break
 
     # final assignment of the (consolidated) points with the final centroids
@@ -196,12 +246,14 @@ def kmeans(X: Any, k: int, init: Any = "fairseq", resolve: str = "fairseq",
     n_empty_final = int((counts == 0).sum())
     inertia = float((sq * weights).sum())
 
-    last = trace[-1]
-    if stopped:
+    last = trace[-1] if trace else None
+    if diverged:
+        status, message = "diverged", diverged
+    elif stopped:
         status = "stopped"
         message = (f"resolver '{resolve}' stopped the iterations at iteration {last.iteration} "
                    f"with {last.n_empty_resolved} empty clusters left")
-    elif n_empty_final > 0 or last.gave_up:
+    elif n_empty_final > 0 or (last is not None and last.gave_up):
         status = "unresolved"
         message = f"{n_empty_final} empty clusters after the final assignment"
         if int(torch.unique(Xt, dim=0).shape[0]) < k:

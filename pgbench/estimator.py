@@ -30,10 +30,12 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import backends
 from .engine import kmeans
-from .validation import as_device, as_dtype, check_positive_int
+from .validation import as_device, as_dtype, check_positive_int, error_text
 
 # Engine arguments that must come from the estimator's own parameters, not ``params``.
 _ENGINE_ARGS = frozenset(inspect.signature(kmeans).parameters) - {"params"}
+
+_TORCH_DTYPES = {np.float64: torch.float64, np.float32: torch.float32}
 
 # Bytes of the (rows, k, d) difference block per chunk in ``transform``.
 _TRANSFORM_CHUNK_BYTES = 16 * 2**20
@@ -43,6 +45,22 @@ def _as_tensor(a: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch
     """``a`` as a tensor of ``dtype`` on ``device``; read-only arrays are copied, not shared."""
     t = torch.from_numpy(a) if a.flags.writeable else torch.tensor(a)
     return t.to(dtype=dtype, device=device)
+
+
+def _validated(estimator: "KMeans", X: Any, reset: bool = True) -> np.ndarray:
+    """scikit-learn's ``validate_data`` (float64 or float32), its errors put on one line."""
+    try:
+        return validate_data(estimator, X, dtype=[np.float64, np.float32], reset=reset)
+    except ValueError as exc:   # e.g. "Expected 2D array ...:\narray=[...]\nReshape your data ..."
+        raise ValueError(error_text(exc)) from None
+
+
+def _weights(sample_weight: Any, X: np.ndarray) -> np.ndarray:
+    """scikit-learn's ``_check_sample_weight`` (float64), its errors put on one line."""
+    try:
+        return _check_sample_weight(sample_weight, X, dtype=np.float64)
+    except ValueError as exc:
+        raise ValueError(error_text(exc)) from None
 
 
 def _seed(random_state: Any) -> int:
@@ -99,7 +117,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         Only when X has string feature names.
     result_ : KMeansResult
         The engine's full outcome: trace, ``status`` ("ok", "unresolved",
-        "stopped"), ``message``, timings.
+        "stopped", "diverged"), ``message``, timings.
 
     Notes
     -----
@@ -146,7 +164,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         -------
         self : KMeans
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        X = _validated(self, X)
         k = check_positive_int(self.n_clusters, "n_clusters")
         if X.shape[0] < k:
             raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={k}.")
@@ -156,12 +174,14 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         if clash:
             raise ValueError(f"params must hold heuristic parameters only; set {', '.join(clash)} "
                              "through the estimator's own parameters.")
-        dev, dt = as_device(self.device), as_dtype(self.dtype)
+        dev = as_device(self.device)
+        as_dtype(self.dtype)
         weights = None
         if sample_weight is not None:
-            weights = torch.tensor(_check_sample_weight(sample_weight, X, dtype=np.float64))
-        result = kmeans(_as_tensor(X, dt, dev), k, init=self.init, resolve=self.resolve,
-                        consolidate=self.consolidate, n_iter=self.n_iter,
+            weights = torch.tensor(_weights(sample_weight, X))
+        # X keeps its own precision here: the engine casts to dtype after its range checks
+        result = kmeans(_as_tensor(X, _TORCH_DTYPES[X.dtype.type], dev), k, init=self.init,
+                        resolve=self.resolve, consolidate=self.consolidate, n_iter=self.n_iter,
                         seed=_seed(self.random_state), device=self.device,
                         sample_weight=weights, backend=self.backend, dtype=self.dtype, tol=self.tol,
                         **(self.params or {}))
@@ -196,7 +216,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         labels : ndarray of shape (n_samples,), int64
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = _validated(self, X, reset=False)
         labels, _ = self._assign(X)
         return labels.cpu().numpy().astype(np.int64)
 
@@ -220,7 +240,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         distances : ndarray of shape (n_samples, n_clusters)
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = _validated(self, X, reset=False)
         C = self.result_.centroids.to(torch.float64)                       # (k, d)
         Xt = _as_tensor(X, torch.float64, C.device)                        # (n, d)
         k, d = C.shape
@@ -251,8 +271,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         score : float
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        X = _validated(self, X, reset=False)
+        sw = _weights(sample_weight, X)
         _, sq = self._assign(X)
         weights = torch.from_numpy(sw).to(dtype=sq.dtype, device=sq.device)
         return -float((sq * weights).sum())

@@ -400,8 +400,11 @@ def relative_error(weight: torch.Tensor, weight_hat: torch.Tensor) -> float:
         )
     w = weight.detach().to(torch.float64)
     w_hat = weight_hat.detach().to(device=w.device, dtype=torch.float64)
-    if not bool(torch.isfinite(w).all() and torch.isfinite(w_hat).all()):
-        raise ValueError("weight and weight_hat must contain only finite values.")
+    for name, t in (("weight", w), ("weight_hat", w_hat)):
+        bad = ~torch.isfinite(t)
+        if bool(bad.any()):
+            where = tuple(int(i) for i in bad.nonzero()[0])
+            raise ValueError(f"{name} must contain only finite values, got {float(t[where])} at index {where}.")
     denom = float(torch.linalg.vector_norm(w))
     if denom == 0.0:
         raise ValueError("relative error is undefined for an all-zero weight.")

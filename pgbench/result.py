@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-STATUSES = ("ok", "unresolved", "stopped")
+STATUSES = ("ok", "unresolved", "stopped", "diverged")
 
 
 @dataclass
@@ -44,7 +44,10 @@ class KMeansResult:
     stop this is the assignment fairseq returns); inertia : final sum of weighted
     squared distances; status : ``ok``, ``unresolved`` (empty clusters remain at
     the end, or the resolver gave up in the last iteration) or ``stopped`` (the
-    resolver stopped the iterations, as fairseq does on EmptyClusterResolveError).
+    resolver stopped the iterations, as fairseq does on EmptyClusterResolveError)
+    or ``diverged`` (centroids or distances overflowed the dtype, see
+    :mod:`pgbench.engine`; the run ended with the last centroids an assignment
+    succeeded with, so centroids, labels and inertia are still finite).
     """
 
     centroids: torch.Tensor

@@ -6,6 +6,12 @@ hook.  A resolver may move centroids (``state.centroids``), re-run the assignmen
 performs the centroid update from ``state.labels``.  Clusters with no points keep
 their current centroid through the update, so a resolver that places a centroid
 on an empty cluster is never overwritten by a NaN mean.
+
+Backstop against overflow: every assignment checks that its labels are real
+clusters and its squared distances finite, and raises :class:`NonFiniteError`
+otherwise (the engine ends the run with status ``diverged``).  The engine's
+boundary check keeps data that could overflow out, so only heuristic parameters
+(a huge split noise, say) or a misbehaving plugin can get here.
 """
 
 from __future__ import annotations
@@ -16,8 +22,13 @@ from typing import Any, Callable
 import torch
 
 from .backends import segment_sums
+from .validation import dtype_name
 
 Assign = Callable[[torch.Tensor, torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
+
+
+class NonFiniteError(ArithmeticError):
+    """Centroids or distances of a run left the finite range of its dtype (the message says which)."""
 
 
 @dataclass
@@ -64,9 +75,22 @@ class KMeansState:
 
     def reassign(self) -> None:
         """Full assignment step: every point to its nearest centroid (first on ties)."""
-        self.labels, self.sq_dists = self.assign(self.X, self.centroids)
+        labels, sq_dists = self.assign(self.X, self.centroids)
+        lost = (labels < 0) | ~torch.isfinite(sq_dists)
+        if bool(lost.any()):
+            finite = self.centroids[torch.isfinite(self.centroids).all(1)]
+            reach = f"{float(finite.abs().max()):.3g}" if finite.numel() else "none"
+            raise NonFiniteError(
+                f"the assignment overflowed {dtype_name(self.X.dtype)}: {int(lost.sum())} of "
+                f"{self.n} points have no finite squared distance ({self.non_finite_centroids()} of {self.k} "
+                f"centroids are non-finite; largest finite centroid coordinate {reach})")
+        self.labels, self.sq_dists = labels, sq_dists
         self.n_assignments += 1
         self.recount()
+
+    def non_finite_centroids(self) -> int:
+        """How many centroids have a NaN or infinite coordinate."""
+        return int((~torch.isfinite(self.centroids)).any(1).sum())
 
     def relabel(self, points: torch.Tensor, clusters: torch.Tensor) -> None:
         """Move ``points`` (m,) to ``clusters`` (m,) without recomputing distances."""

@@ -9,6 +9,7 @@ import time
 
 import torch
 
+from pgbench.params import Real
 from pgbench.registry import register
 from pgbench.sources import Dataset, register_source
 from pgbench.state import InitOutcome
@@ -27,8 +28,9 @@ def tiny(seed, n, d, k, n_sets, weights, truth):
             yield Dataset(f"set{i}", X, k, true_centroids=centres if truth else None)
 
 
-@register("init", "test_sleep", params={"seconds": 0.0}, summary="test only: sleep, then the first k points")
-def init_sleep(X, weights, k, rng, seconds=0.0):
+@register("init", "test_sleep", params=[Real("seconds", 0.0, low=0, help="how long to sleep")],
+          summary="test only: sleep, then the first k points")
+def init_sleep(X, weights, k, rng, *, seconds):
     time.sleep(seconds)
     return InitOutcome(X[:k].clone())
 
@@ -45,8 +47,9 @@ def init_boom(X, weights, k, rng):
     raise RuntimeError("boom:\n  the test heuristic always fails")
 
 
-@register("resolve", "test_sleep", params={"seconds": 0.0}, summary="test only: sleep, resolve nothing")
-def resolve_sleep(state, rng, seconds=0.0):
+@register("resolve", "test_sleep", params=[Real("seconds", 0.0, low=0, help="how long to sleep")],
+          summary="test only: sleep, resolve nothing")
+def resolve_sleep(state, rng, *, seconds):
     from pgbench.state import ResolveOutcome
 
     time.sleep(seconds)

@@ -17,9 +17,9 @@ import pgbench
 from pgbench import backends, registry
 from pgbench.state import KMeansState
 
-fairseq_resolve = registry.get("resolve", "fairseq").func
-sklearn_resolve = registry.get("resolve", "sklearn").func
-faiss_resolve = registry.get("resolve", "faiss").func
+fairseq_resolve = registry.get("resolve", "fairseq")
+sklearn_resolve = registry.get("resolve", "sklearn")
+faiss_resolve = registry.get("resolve", "faiss")
 
 FAISS_EPS = 1.0 / 1024
 

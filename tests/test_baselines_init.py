@@ -16,10 +16,10 @@ import pgbench
 from pgbench import backends, registry
 from pgbench.state import KMeansState
 
-init_fairseq = registry.get("init", "fairseq").func
-init_random = registry.get("init", "random").func
-init_kmeanspp = registry.get("init", "kmeans++").func
-init_bisecting = registry.get("init", "bisecting").func
+init_fairseq = registry.get("init", "fairseq")
+init_random = registry.get("init", "random")
+init_kmeanspp = registry.get("init", "kmeans++")
+init_bisecting = registry.get("init", "bisecting")
 
 
 def ones(n):

@@ -15,7 +15,8 @@ from pgbench.heuristics import consolidate_dwc as dwc
 from pgbench import registry
 from pgbench.synthetic import gaussian_mixture
 
-DEFAULTS = registry.get("consolidate", "dwc").params
+DWC = registry.get("consolidate", "dwc")
+DEFAULTS = DWC.defaults
 
 
 def run(X, k, seed=0, weights=None, **params):
@@ -23,7 +24,7 @@ def run(X, k, seed=0, weights=None, **params):
     if X.ndim == 1:
         X = X[:, None]
     w = torch.ones(X.shape[0]) if weights is None else torch.as_tensor(weights, dtype=torch.float32)
-    return dwc.consolidate_dwc(X, w, k, torch.Generator().manual_seed(seed), **{**DEFAULTS, **params})
+    return DWC(X, w, k, torch.Generator().manual_seed(seed), **params)
 
 
 def groups_of(members):
@@ -165,7 +166,7 @@ def test_too_few_points_for_eq2_consolidates_nothing_and_draws_nothing():
     rng = torch.Generator().manual_seed(0)
     state = rng.get_state()
     X = torch.zeros(5, 2)
-    c = dwc.consolidate_dwc(X, torch.ones(5), 3, rng, **DEFAULTS)     # 5 < 2 * 3
+    c = DWC(X, torch.ones(5), 3, rng)     # 5 < 2 * 3
     assert torch.equal(rng.get_state(), state)
     assert torch.equal(c.members, torch.arange(5)) and c.X.shape == (5, 2)
     assert "can never hold" in c.info["skipped"] and c.info["n_eps_rounds"] == 0
@@ -227,8 +228,8 @@ def test_kmeans_keeps_every_dense_group_on_one_label():
     res = pgbench.kmeans(X, k, init="pg", resolve="pg", consolidate="dwc", seed=seed,
                          dwc_eps_ratio=0.2, dwc_weighting="single")
     assert res.labels.shape == (1500,) and res.params["consolidate"]["dwc_weighting"] == "single"
-    c = dwc.consolidate_dwc(X, torch.ones(1500), k, torch.Generator().manual_seed(seed),
-                            **{**DEFAULTS, "dwc_eps_ratio": 0.2, "dwc_weighting": "single"})
+    c = DWC(X, torch.ones(1500), k, torch.Generator().manual_seed(seed), dwc_eps_ratio=0.2,
+            dwc_weighting="single")
     assert res.consolidate_info == c.info and c.info["n_dense_groups"] > 20
     for group in groups_of(c.members):
         assert len({int(res.labels[i]) for i in group}) == 1

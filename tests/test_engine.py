@@ -75,7 +75,7 @@ def test_every_combination_runs_and_reports(blobs, init, resolve):
     assert r.status in ("ok", "unresolved", "stopped")
     assert len(r.trace) == r.n_iter <= 4
     assert r.n_empty_final == int((torch.bincount(r.labels, minlength=12) == 0).sum())
-    assert r.params["resolve"] == registry.get("resolve", resolve).params
+    assert r.params["resolve"] == registry.get("resolve", resolve).defaults
     assert all(s.seconds_assign >= 0 and s.inertia >= 0 for s in r.trace)
 
 

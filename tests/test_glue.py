@@ -244,6 +244,8 @@ def test_quantize_replaces_layers_and_counts_size(tiny):
         parse_method("pgg")
     with pytest.raises(ValueError, match="taken by none"):
         parse_method("pg", {"max_tentatives": 3})
+    with pytest.raises(ValueError, match="method 'pg': parameter 'patience' of resolve heuristic 'pg' must be int"):
+        parse_method("pg", {"patience": 0})
     # a layer whose k-means cannot run (k > sub-vectors) keeps its weight and is an error row
     big = layer_configs("fairseq", block_sizes={"embedding": 4, "fc": 4, "attn": 4},
                         n_centroids={"embedding": 8, "fc": 8, "attn": 10_000})

@@ -13,8 +13,8 @@ from pgbench import backends, registry
 from pgbench.state import KMeansState
 from pgbench.synthetic import layer_subvectors
 
-pg_init = registry.get("init", "pg").func
-pg_resolve = registry.get("resolve", "pg").func
+pg_init = registry.get("init", "pg")
+pg_resolve = registry.get("resolve", "pg")
 
 
 def _ones(n):

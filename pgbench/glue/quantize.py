@@ -83,9 +83,15 @@ def parse_method(spec: str, params: Mapping[str, Any] | None = None) -> Combinat
     selected = {"init": registry.get("init", combo.init), "resolve": registry.get("resolve", combo.resolve)}
     if combo.consolidate:
         selected["consolidate"] = registry.get("consolidate", combo.consolidate)
-    for key in combo.params:
-        if not any(key in h.params for h in selected.values()):
+    for key, value in combo.params.items():
+        takers = [h for h in selected.values() if key in h.params]
+        if not takers:
             raise ValueError(f"method {spec!r}: parameter {key!r} is taken by none of its heuristics.")
+        for h in takers:    # the declared range too, so a bad value fails before any fine-tuning
+            try:
+                h.bind({key: value})
+            except ValueError as exc:
+                raise ValueError(f"method {spec!r}: {exc}") from None
     return combo
 
 

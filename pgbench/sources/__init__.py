@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from ..registry import Heuristic
+from ..validation import as_seed
 
 
 @dataclass
@@ -92,4 +93,8 @@ def load(name: str, seed: int = 0, **params: Any) -> Iterator[Dataset]:
     """Validate ``params`` against the source's declaration and yield its data sets."""
     source = get_source(name)
     bound = source.bind(params)
+    try:
+        seed = as_seed(seed)
+    except ValueError as exc:
+        raise ValueError(f"data source '{name}': {exc}") from None
     return iter(source.func(seed=seed, **bound))
