@@ -48,6 +48,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import re
@@ -64,7 +65,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "LAYER_TYPES", "PRESETS", "PAPER_TABLE_6", "MANIFEST_KEY", "Checkpoint", "Layer",
-    "LayerConfig", "load_checkpoint", "layer_type", "classify", "select_layers", "layer_configs",
+    "LayerConfig", "load_checkpoint", "content_id", "layer_type", "classify", "select_layers", "layer_configs",
     "check_layers",
 ]
 
@@ -252,6 +253,28 @@ def load_checkpoint(path: str | Path, trust_checkpoint: bool = False) -> Checkpo
     if not ckpt.tensors:
         raise ValueError(f"{weights}: holds no tensors.")
     return dataclasses.replace(ckpt, model_type=_model_type(weights.parent / "config.json"))
+
+
+def content_id(path: str | Path) -> str:
+    """``sha256:HEX`` of the weights file ``path`` names (a folder's ``model.safetensors`` ...).
+
+    What a checkpoint case's id hashes instead of the path, so that the same
+    checkpoint gives the same ids on every machine and in every folder, and a changed
+    file gives new ones.  Cached per process by (file, size, mtime).
+    """
+    weights = _weights_file(Path(path)).resolve()
+    stat = weights.stat()
+    key = (str(weights), stat.st_size, stat.st_mtime_ns)
+    if key not in _digests:
+        digest = hashlib.sha256()
+        with weights.open("rb") as f:
+            while block := f.read(1 << 24):
+                digest.update(block)
+        _digests[key] = f"sha256:{digest.hexdigest()}"
+    return _digests[key]
+
+
+_digests: dict[tuple[str, int, int], str] = {}
 
 
 def _model_type(config: Path) -> str | None:

@@ -250,7 +250,8 @@ params = {{ {params} }}
 def test_layer_types_are_checked_when_the_suite_loads(tmp_path, capsys):
     from pgbench.suite import SuiteError, load_suite
 
-    for rules, fragment in [("{ 'fc[' = 'fc1' }", "invalid regex"), ("{ 'x' = 'conv' }", "unknown layer type")]:
+    for rules, fragment in [("{ 'fc[' = 'fc1' }", "invalid regex"), ("{ 'x' = 'conv' }", "unknown layer type"),
+                            ("{}, layers = 'fc['", "invalid layers regex")]:
         # the file does not exist: the rules are checked before anything loads
         with pytest.raises(SuiteError) as err:
             load_suite(_suite(tmp_path, f"path = '{tmp_path}/none', layer_types = {rules}"))
@@ -267,9 +268,44 @@ def test_validate_list_shows_typed_and_untyped_weights(tmp_path, capsys):
     assert "untyped  -         wpe" in out
 
 
-def test_layer_types_enter_case_ids_only_when_given():
-    bound = sources.get_source("checkpoint").bind({"path": "x"})
-    assert "layer_types" not in sources.id_params("checkpoint", bound)
-    given = {**bound, "layer_types": {"a": "fc1"}}
-    assert sources.id_params("checkpoint", given)["layer_types"] == {"a": "fc1"}
-    assert json.dumps(bound, sort_keys=True) != json.dumps(sources.id_params("checkpoint", bound), sort_keys=True)
+def test_checkpoint_case_ids_hash_the_content_not_the_path(tmp_path):
+    import shutil
+
+    from pgbench.cases import expand
+    from pgbench.suite import load_suite
+
+    build("llama", tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+
+    def ids(folder: str, extra: str = "") -> list[str]:
+        suite = _suite(tmp_path, f"path = '{tmp_path}/{folder}', n_centroids = {{ embedding = 4, attn = 4, fc = 4 }}"
+                                 + extra)
+        return [c.case_id for c in expand(load_suite(suite)).cases]
+
+    assert len(ids("a")) == 8 and ids("a") == ids("b")                     # a copy elsewhere: same ids
+    bound = sources.get_source("checkpoint").bind({"path": str(tmp_path / "a")})
+    hashed = sources.id_params("checkpoint", bound)
+    assert "layer_types" not in hashed and hashed["path"].startswith("sha256:")   # absent while empty
+    assert ids("a", ", layer_types = { 'embed_tokens' = 'embedding' }") != ids("a")
+    data = bytearray((tmp_path / "b" / "model.safetensors").read_bytes())
+    data[-1] ^= 1                                                         # one weight changed: new ids
+    (tmp_path / "b" / "model.safetensors").write_bytes(bytes(data))
+    assert not set(ids("b")) & set(ids("a"))
+
+
+def test_glue_quantizes_gpt2_blocks_in_place_as_out_in(tmp_path):
+    from pgbench.checkpoints import layer_configs
+    from pgbench.glue.quantize import METHODS, model_layers, quantize_model
+
+    model = build("gpt2", tmp_path)
+    layers = {name: (w, kind) for name, w, kind in model_layers(model, r"h\.0\.attn\.c_attn")}
+    param = model.get_parameter("h.0.attn.c_attn.weight")                             # (in, 3 * out)
+    assert list(layers) == ["h.0.attn.c_attn:q", "h.0.attn.c_attn:k", "h.0.attn.c_attn:v"]
+    assert torch.equal(layers["h.0.attn.c_attn:k"][0], param.detach()[:, H:2 * H].T)
+    before = param.detach().clone()
+    configs = layer_configs("fairseq", n_centroids={"attn": 2})
+    report = quantize_model(model, configs, METHODS["faiss"], regex=r"h\.0\.attn\.c_attn:v")
+    (row,) = report.layers
+    assert row.shape == (H, H) and row.status != "error"
+    changed = (param.detach() != before).any(dim=0)                                    # per output column
+    assert changed[2 * H:].all() and not changed[:2 * H].any()                          # only v's columns

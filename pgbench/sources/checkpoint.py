@@ -12,13 +12,15 @@ source contract.  Everything that can be checked (preset, overrides, file, regex
 block sizes) is checked when the source is called, before the first layer is cut;
 ``layer_types`` and the preset are checked already when a suite is loaded.
 
-Case ids: ``layer_types`` enters a case's id only when given, so the ids of cases
-from before it existed stay the same.
+Case ids hash the checkpoint's content (:func:`pgbench.checkpoints.content_id`, the
+sha256 of the weights file) instead of its path, so the same checkpoint gives the
+same ids on every machine; ``layer_types`` enters an id only when given.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Iterable, Iterator
 
 import torch
@@ -29,14 +31,20 @@ from . import Dataset, register_source
 
 
 def _check(params: dict[str, Any]) -> None:
-    """Suite-load checks that need no file: the preset, overrides and ``layer_types`` rules."""
+    """Suite-load checks that need no file: the preset, overrides, ``layers`` regex and ``layer_types`` rules."""
     checkpoints.layer_configs(params["preset"], params["block_sizes"], params["n_centroids"])
+    try:
+        re.compile(params["layers"])
+    except re.error as exc:
+        raise ValueError(f"invalid layers regex {params['layers']!r} ({exc}).") from None
     lt.parse_rules(params["layer_types"])
 
 
 def _id_params(params: dict[str, Any]) -> dict[str, Any]:
-    """The bound parameters, without ``layer_types`` when it is empty (ids from before it stay valid)."""
-    return {k: v for k, v in params.items() if k != "layer_types" or v}
+    """What a case id hashes: the file's content hash instead of its path, ``layer_types`` only when given."""
+    out = {k: v for k, v in params.items() if k != "layer_types" or v}
+    out["path"] = checkpoints.content_id(params["path"])
+    return out
 
 
 @register_source(
