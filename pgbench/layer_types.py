@@ -68,6 +68,15 @@ _LLAMA = {
     r"mlp\.(gate|up)_proj": "fc1",       # SwiGLU: both input projections are fc1
     r"mlp\.down_proj": "fc2",
 }
+_T5 = {                                  # relative_attention_bias stays untyped
+    r"shared|(encoder|decoder)\.embed_tokens": "embedding",
+    r"(SelfAttention|EncDecAttention)\.q": "attn_q",
+    r"(SelfAttention|EncDecAttention)\.k": "attn_k",
+    r"(SelfAttention|EncDecAttention)\.v": "attn_v",
+    r"(SelfAttention|EncDecAttention)\.o": "attn_out",
+    r"DenseReluDense\.wi(_0|_1)?": "fc1",   # wi, or gated wi_0 / wi_1
+    r"DenseReluDense\.wo": "fc2",
+}
 
 #: family -> {regex on a name tail: spec}; first match wins
 FAMILY_RULES: dict[str, dict[str, str]] = {
@@ -121,15 +130,8 @@ FAMILY_RULES: dict[str, dict[str, str]] = {
     "llama": _LLAMA,
     "mistral": _LLAMA,
     "qwen2": _LLAMA,
-    "t5": {                              # relative_attention_bias stays untyped
-        r"shared|(encoder|decoder)\.embed_tokens": "embedding",
-        r"(SelfAttention|EncDecAttention)\.q": "attn_q",
-        r"(SelfAttention|EncDecAttention)\.k": "attn_k",
-        r"(SelfAttention|EncDecAttention)\.v": "attn_v",
-        r"(SelfAttention|EncDecAttention)\.o": "attn_out",
-        r"DenseReluDense\.wi(_0|_1)?": "fc1",   # wi, or gated wi_0 / wi_1
-        r"DenseReluDense\.wo": "fc2",
-    },
+    "t5": _T5,
+    "mt5": _T5,
     "vit": {                             # no token embedding: the patch projection is a 4-D Conv2d
         r"attention\.attention\.query|attention\.q_proj": "attn_q",   # saved names, then transformers 5 modules
         r"attention\.attention\.key|attention\.k_proj": "attn_k",
@@ -148,7 +150,6 @@ FAMILY_RULES: dict[str, dict[str, str]] = {
         r"fc2": "fc2",
     },
 }
-FAMILY_RULES["mt5"] = FAMILY_RULES["t5"]
 
 #: the rules of :func:`family_rules` ``(None)``: BERT-style and fairseq names, as before families
 DEFAULT_FAMILIES = ("bert", "fairseq")

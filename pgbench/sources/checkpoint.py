@@ -6,11 +6,12 @@ block size and number of centroids that the preset gives its layer type.
 
 Why: this is the workload the PG k-means paper measures (RoBERTa's embedding,
 attention and FFN layers quantized with 768 / 3072 centroids), and reading names,
-types and PQ settings from one place keeps suites short.  Loading, layer typing and
-presets live in :mod:`pgbench.checkpoints`; this module only binds them to the
-source contract.  Everything that can be checked (preset, overrides, file, regex,
-block sizes) is checked when the source is called, before the first layer is cut;
-``layer_types`` and the preset are checked already when a suite is loaded.
+types and PQ settings from one place keeps suites short.  Loading and presets live
+in :mod:`pgbench.checkpoints`, the typing rules in :mod:`pgbench.layer_types`; this
+module only binds them to the source contract.  Everything that can be checked
+(preset, overrides, file, regex, block sizes) is checked when the source is called,
+before the first layer is cut; what needs no file (preset, overrides, ``layers``,
+``layer_types``) already when a suite is loaded.
 
 Case ids hash the checkpoint's content (:func:`pgbench.checkpoints.content_id`, the
 sha256 of the weights file) instead of its path, so the same checkpoint gives the
