@@ -55,6 +55,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if args.list:
         for c in expansion.cases:
             print(f"{c.case_id[:12]}  {c.method:28s} {c.source_label:24s} {c.dataset:40s} seed={c.seed} k={c.k}")
+        _list_checkpoint_layers(suite, expansion)
     n_data = len({(c.data_key, c.dataset) for c in expansion.cases})
     note = _downstream_note(suite)
     if suite.methods or not suite.downstream:
@@ -63,6 +64,16 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     else:
         print(f"{suite.path}: ok{note}")
     return 0
+
+
+def _list_checkpoint_layers(suite, expansion) -> None:
+    """validate --list: typed and untyped weights of the checkpoint sources that load."""
+    from .sources.checkpoint import listing
+
+    skipped = {label for label, _ in expansion.skipped}
+    for line in listing([(s.label, s.params) for s in suite.sources
+                         if s.name == "checkpoint" and not s.unavailable and s.label not in skipped]):
+        print(line)
 
 
 def _downstream_note(suite) -> str:
