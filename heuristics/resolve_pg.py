@@ -73,7 +73,8 @@ def _one_pass(state, large_factor: float) -> dict:
     Real("large_factor", 1.0, low=0, closed="neither", help="S_c as a multiple of the average cluster size"),
 ], summary="partitioning-guided cluster fine-tuning (PG k-means Algorithm 2, Eq. 1)")
 def resolve_pg(state, rng, *, max_passes, patience, large_factor):
-    n_found = state.n_empty
+    found = state.empty_ids()
+    n_found = int(found.numel())
     best, since_best, passes = n_found, 0, 0
     n_new = 0
     while state.n_empty > 0 and passes < max_passes and since_best < patience:
@@ -88,5 +89,6 @@ def resolve_pg(state, rng, *, max_passes, patience, large_factor):
         else:
             since_best += 1
     n_left = state.n_empty
-    return ResolveOutcome(n_found, n_found - n_left, n_left, rounds=passes, gave_up=n_left > 0,
+    n_resolved = int((state.counts[found] > 0).sum())     # a split can empty another cluster
+    return ResolveOutcome(n_found, n_resolved, n_left, rounds=passes, gave_up=n_left > 0,
                           info={"n_new_leaves": n_new, "early_stop": since_best >= patience})
