@@ -309,3 +309,9 @@ def test_the_guide_example_passes_the_battery(tmp_path, monkeypatch):
     finally:
         registry._REGISTRY["resolve"].pop("halfway", None)
         sys.modules.pop("guide_halfway", None)
+
+
+def test_a_heuristic_editing_its_input_in_process_leaves_the_data_sets_intact(broken):
+    far = datasets.case("far_outlier").X.clone()
+    (result,) = run_target(prepare("consolidate", "broken_mutates", checks=["input_untouched"]), isolate=False)
+    assert result.status == "fail" and torch.equal(datasets.case("far_outlier").X, far)

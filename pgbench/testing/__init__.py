@@ -53,7 +53,7 @@ _DECLARED = "pgbench_expected_failures"      # the function attribute expected_f
 class HeuristicCheckError(AssertionError):
     """A check failed; the first line of the message names the check and the data set."""
 
-    def __init__(self, message: str, result: "CheckResult"):
+    def __init__(self, message: str, result: "CheckResult | None" = None):
         super().__init__(message)
         self.result = result
 
@@ -172,7 +172,9 @@ def check_heuristic(stage: str, name: str, *, checks: Iterable[str] | None = Non
     does).  ``checks`` limits the battery to those names; ``time_limit`` is the
     seconds one heuristic call may take; ``isolate=False`` runs in this process
     without a time limit (for a debugger).  Returns normally when every check
-    passes, fails as declared, or is skipped.
+    passes, fails as declared, or is skipped.  (A heuristic parameter named
+    ``checks``, ``time_limit`` or ``isolate`` cannot be passed here; use
+    :func:`prepare` and :func:`run_target`.)
     """
     target = prepare(stage, name, checks, **params)
     for result in run_target(target, time_limit, isolate):

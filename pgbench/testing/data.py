@@ -1,9 +1,9 @@
 """The small data sets the battery runs every heuristic on, and resolver states with empty clusters.
 
 Every set is built from its own seeded generator (never a global one), is tiny
-(at most 31 points) so a whole battery runs in seconds, and most are degenerate
-on purpose: the cases where a heuristic divides by zero, loops forever or
-reports counts it did not do.
+(at most 25 points; 60 for the duplicated twin of ``weighted``) so a whole
+battery runs in seconds, and most are degenerate on purpose: the cases where a
+heuristic divides by zero, loops forever or reports counts it did not do.
 
 ========================  ===========================================================
 name                      what it tests
@@ -51,7 +51,8 @@ class DataCase:
     k: int
 
     def to(self, device: str) -> "DataCase":
-        return DataCase(self.name, self.X.to(device), self.weights.to(device), self.k)
+        """A copy on ``device`` (always a copy: a heuristic that edits its input must not edit CASES)."""
+        return DataCase(self.name, self.X.to(device, copy=True), self.weights.to(device, copy=True), self.k)
 
 
 def _blobs() -> torch.Tensor:
