@@ -19,6 +19,7 @@ from pgbench.testing import (CHECKS, HeuristicCheckError, check_heuristic, check
                              parametrize_with_checks, prepare, run_target)
 from pgbench.testing import data as datasets
 from pgbench.testing.compare import rows_match
+from pgbench.validation import check_scale
 
 TESTS = Path(__file__).parent
 
@@ -65,12 +66,23 @@ def test_after_update_state_moved_the_filled_centroids_and_kept_the_empty_ones()
     assert not torch.equal(after.centroids[:2], before.centroids[:2])      # filled: their means
 
 
-def test_float_extremes_are_what_they_claim():
-    huge, tiny = datasets.case("huge").X, datasets.case("tiny").X
-    assert huge.dtype == torch.float32 and 1e17 < float(huge.abs().max()) < 1e19
-    assert bool(torch.isfinite((huge - huge[0]).pow(2).sum(1)).all())     # squared distances still finite
-    assert 1e-31 < float(tiny.abs().max()) < 1e-29
-    assert float((tiny - tiny[0]).pow(2).sum(1).max()) == 0.0            # every squared distance underflows
+def test_every_data_set_is_one_the_engine_admits():
+    # the battery tests heuristics on what pgbench.kmeans can hand them, nothing beyond
+    for case in [*datasets.CASES.values(), datasets.duplicated(datasets.case("weighted"))]:
+        check_scale([case.X], case.weights, case.name)
+
+
+def test_float_extremes_sit_at_the_engines_bounds():
+    huge, tiny = datasets.case("huge"), datasets.case("tiny")
+    assert huge.X.dtype == tiny.X.dtype == torch.float32
+    assert 5e17 < float(huge.X.abs().max()) < 1e19
+    assert 1e-19 < float(tiny.X.abs().max()) < 1e-18
+    with pytest.raises(ValueError, match="too large for float32"):
+        check_scale([huge.X * 4], huge.weights)                             # a factor 4 beyond: refused
+    with pytest.raises(ValueError, match="too small for float32"):
+        check_scale([tiny.X / 4], tiny.weights)
+    d2 = torch.cdist(tiny.X, tiny.X).pow(2)                               # in float32
+    assert float(d2[d2 > 0].min()) < torch.finfo(torch.float32).tiny     # within a blob: subnormal
 
 
 def test_rows_match_pairs_rows_one_to_one():
@@ -260,7 +272,7 @@ def test_split_resolvers_count_gross_resolutions(name, case):
     # points (ResolveOutcome's definition), not n_found - n_left, which can even go below zero
     state = datasets.resolver_state(datasets.case(case), "before_update")
     found = state.empty_ids()
-    out = registry.get("resolve", name).func(state, torch.Generator().manual_seed(0))
+    out = registry.get("resolve", name)(state, torch.Generator().manual_seed(0))
     gross = int((state.counts[found] > 0).sum())
     assert out.n_resolved == gross and out.n_left == state.n_empty
     assert out.n_found - out.n_left != gross          # the case where the two readings differ
@@ -271,7 +283,7 @@ def test_faiss_split_of_a_donor_at_the_origin_is_not_counted_as_resolved():
     # "split" empty clusters get exactly the stale copy they had
     state = datasets.resolver_state(datasets.case("few_distinct"), "before_update")
     assert state.centroids[0].tolist() == [0.0, 0.0] and state.empty_ids().tolist() == [1, 3, 4]
-    out = registry.get("resolve", "faiss").func(state, torch.Generator().manual_seed(0))
+    out = registry.get("resolve", "faiss")(state, torch.Generator().manual_seed(0))
     assert (out.n_found, out.n_resolved, out.n_left, out.gave_up) == (3, 0, 3, True)
 
 

@@ -15,9 +15,16 @@ name                      what it tests
 ``k_equals_n``            6 distinct points, k = 6
 ``one_point``             n = k = 1
 ``far_outlier``           ``blobs`` plus one point at 1e6
-``huge``                  ``blobs`` around 1e18 (float32; squared distances near 1e36)
-``tiny``                  ``blobs`` scaled to 1e-30 (squared distances underflow to 0)
+``huge``                  ``blobs`` scaled to norms near 1e18: the largest float32 data the
+                          engine admits, with a margin of 4 (4 R^2 n = float32 max / 4)
+``tiny``                  ``blobs`` scaled to norms near 2e-19: the smallest it admits
+                          (R^2 = 4 x the smallest normal float32); squared distances
+                          between points are subnormal or round to 0
 ========================  ===========================================================
+
+The float32 extremes are the engine's own bounds (:func:`pgbench.validation.check_scale`):
+data beyond them (1e19, 1e-30) is refused before any heuristic runs, so a heuristic
+may assume it never sees it, and the battery does not feed it any.
 
 A resolver is never called on bare data: :func:`resolver_state` builds a real
 :class:`~pgbench.state.KMeansState` whose centroids repeat (fairseq's init does
@@ -29,6 +36,7 @@ stale centroid).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -37,6 +45,8 @@ from .. import backends, synthetic
 from ..engine import _update
 from ..registry import RESOLVE_TIMINGS
 from ..state import KMeansState
+
+F32 = torch.finfo(torch.float32)
 
 __all__ = ["DataCase", "CASES", "case", "duplicated", "start_centroids", "resolver_state", "RESOLVE_TIMINGS"]
 
@@ -64,6 +74,12 @@ def _ones(X: torch.Tensor) -> torch.Tensor:
     return torch.ones(X.shape[0], dtype=X.dtype)
 
 
+def _to_norm(X: torch.Tensor, r: float) -> torch.Tensor:
+    """``X`` (n, d) scaled (in float64) so that its largest point norm is ``r``."""
+    X64 = X.double()
+    return X64 * (r / float(torch.linalg.vector_norm(X64, dim=1).max()))
+
+
 def _build() -> dict[str, DataCase]:
     g = torch.Generator().manual_seed(1414)
     blobs = _blobs()
@@ -79,8 +95,8 @@ def _build() -> dict[str, DataCase]:
         ("k_equals_n", six, torch.ones(6), 6),
         ("one_point", torch.tensor([[3.0, -1.0, 2.0]]), torch.ones(1), 1),
         ("far_outlier", outlier, _ones(outlier), 4),
-        ("huge", (blobs.double() * 1e17 + 1e18).float(), _ones(blobs), 4),
-        ("tiny", (blobs.double() * 1e-31 + 1e-30).float(), _ones(blobs), 4),
+        ("huge", _to_norm(blobs, math.sqrt(F32.max / (4 * blobs.shape[0])) / 2), _ones(blobs), 4),
+        ("tiny", _to_norm(blobs, 2 * math.sqrt(F32.tiny)), _ones(blobs), 4),
     ]
     return {name: DataCase(name, X.float().contiguous(), w.float(), k) for name, X, w, k in sets}
 
