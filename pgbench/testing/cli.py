@@ -98,7 +98,7 @@ def summary(results: list[CheckResult]) -> str:
     words = [("pass", "passed"), ("fail", "failed"), ("xfail", "expected failures"),
              ("xpass", "unexpected passes"), ("skip", "skipped")]
     counts = [f"{n} {word}" for status, word in words if (n := sum(r.status == status for r in results))]
-    return f"{len(results)} checks: " + ", ".join(counts)
+    return f"{len(results)} check{'' if len(results) == 1 else 's'}: " + ", ".join(counts)
 
 
 def setup_parser(p: argparse.ArgumentParser) -> None:
