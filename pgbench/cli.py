@@ -16,6 +16,7 @@ import sys
 from . import __version__, asv_history, paths, registry, suite_cli
 from .report import cli as report_cli
 from .glue import cli as glue_cli
+from .testing import cli as testing_cli
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -82,6 +83,7 @@ COMMANDS = {
     "asv-history": (asv_history.setup_parser, asv_history.run_command,
                     "record asv results for a range of commits, offline (see docs/benchmarking.md)"),
     "glue": glue_cli.COMMANDS["glue"],   # downstream: fine-tune, quantize, evaluate (pgbench/glue)
+    "check": testing_cli.COMMANDS["check"],   # the conformance battery (pgbench/testing)
 }
 COMMANDS.update(suite_cli.COMMANDS)   # validate, run, export, sysinfo
 COMMANDS.update(report_cli.COMMANDS)  # report, compare
