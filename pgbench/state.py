@@ -63,6 +63,12 @@ class KMeansState:
         when unweighted); donors are chosen by size
     n_assignments : int, full assignment passes done so far in this run (each
         :meth:`reassign` adds one; report them as ``ResolveOutcome.rounds``)
+    n_distance_evals : int, point-to-centroid (or point-to-point) distance
+        evaluations so far: each :meth:`reassign` adds n * k; a resolver that
+        computes distances of its own adds them with :meth:`count_distances`
+        (the engine records a resolver's share as ``resolve_distance_evals``)
+    n_empty_at_assignment : int, empty clusters right after the latest
+        :meth:`reassign` (a later :meth:`relabel` does not change it)
     unit_weights : bool, every weight is 1 (the update then skips the multiply)
     assign : the backend's ``assign(X, C) -> (labels, sq_dists)``; use
         :meth:`reassign` rather than calling it
@@ -81,6 +87,8 @@ class KMeansState:
     counts: torch.Tensor = field(default=None)  # type: ignore[assignment]
     sizes: torch.Tensor = field(default=None)  # type: ignore[assignment]
     n_assignments: int = 0
+    n_distance_evals: int = 0
+    n_empty_at_assignment: int = 0
     unit_weights: bool = False
 
     def __post_init__(self) -> None:
@@ -97,8 +105,9 @@ class KMeansState:
     def reassign(self) -> None:
         """Full assignment step: every point to its nearest centroid (first on ties).
 
-        Updates ``labels``, ``sq_dists``, ``counts`` and ``sizes``; costs one pass over
-        the data and counts in ``n_assignments``.  Raises :class:`NonFiniteError` when a
+        Updates ``labels``, ``sq_dists``, ``counts``, ``sizes`` and
+        ``n_empty_at_assignment``; costs one pass over the data and counts in
+        ``n_assignments`` (and n * k in ``n_distance_evals``).  Raises :class:`NonFiniteError` when a
         point gets no finite squared distance (see the module docstring).
         """
         labels, sq_dists = self.assign(self.X, self.centroids)
@@ -112,7 +121,13 @@ class KMeansState:
                 f"centroids are non-finite; largest finite centroid coordinate {reach})")
         self.labels, self.sq_dists = labels, sq_dists
         self.n_assignments += 1
+        self.n_distance_evals += self.n * self.k
         self.recount()
+        self.n_empty_at_assignment = self.n_empty
+
+    def count_distances(self, n_evals: int) -> None:
+        """Record ``n_evals`` distance evaluations a resolver computed itself (not by :meth:`reassign`)."""
+        self.n_distance_evals += int(n_evals)
 
     def non_finite_centroids(self) -> int:
         """How many centroids have a NaN or infinite coordinate."""
