@@ -108,18 +108,18 @@ def test_direct_backend_is_fairseqs_e_step_in_chunks():
 
 def test_direct_backend_chunks_to_a_byte_budget(monkeypatch):
     seen = []
-    real = torch.Tensor.norm
+    real = torch.cdist
 
-    def spy(self, *args, **kwargs):
-        seen.append(self.numel())
-        return real(self, *args, **kwargs)
+    def spy(x, c, **kwargs):
+        seen.append((x.shape[0], kwargs.get("compute_mode")))
+        return real(x, c, **kwargs)
 
-    monkeypatch.setitem(backends._DIRECT_BYTES, "cpu", 4 * 50 * 2 * 10)    # 10 points of k=50, d=2
-    monkeypatch.setattr(torch.Tensor, "norm", spy)
-    X, C = torch.randn(95, 2), torch.randn(50, 2)
+    monkeypatch.setitem(backends._CHUNK_BYTES, "cpu", 4 * 50 * 64)      # 64 rows of k = 50 distances
+    monkeypatch.setattr(torch, "cdist", spy)
+    X, C = torch.randn(200, 2), torch.randn(50, 2)
     labels, _ = backends.direct_assign(X, C)
-    assert max(seen) == 50 * 2 * 10 and len(seen) == 10                 # never (n, k): chunks of 10 points
-    assert torch.equal(labels, torch.cdist(X, C).argmin(1))
+    assert seen == [(64, "donot_use_mm_for_euclid_dist")] * 3 + [(8, "donot_use_mm_for_euclid_dist")]
+    assert torch.equal(labels, real(X, C).argmin(1))
 
 
 def test_direct_backend_through_kmeans_and_float64():
