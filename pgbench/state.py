@@ -218,17 +218,20 @@ class Consolidation:
 
     X : Tensor (m, d), the consolidated points (one per dense group or independent
         point), k <= m <= n, each inside the bounding box of its members
-    weights : Tensor (m,), their weights: the summed weights of their members, so
-        the total mass is kept (the honest_counts check requires it; dwc's
-        ``dwc_weighting="single"`` departs from it on purpose)
+    weights : Tensor (m,), their weights, as ``weighting`` says
     members : Tensor (n,), int64 index into the m consolidated points for every
         original point; every consolidated point has at least one member
     info : counts (groups found, points merged, epsilon used, ...); the keys
         n_points, n_consolidated, n_dense_groups, n_independent and
         n_points_merged, where given, are recounted from ``members`` by the checks
+    weighting : ``"sum"`` (default): each weight is the summed weight of its
+        members, so the total mass is kept; ``"single"``: each weight is the mean
+        weight of its members, so a group counts as one point (the PG k-means
+        paper's DWC).  The honest_counts check recounts the weights this way.
     """
 
     X: torch.Tensor
     weights: torch.Tensor
     members: torch.Tensor
     info: dict[str, Any] = field(default_factory=dict)
+    weighting: str = "sum"

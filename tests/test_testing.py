@@ -131,6 +131,7 @@ def test_params_are_bound_and_shown():
     ("resolve", "broken_out_of_range", "labels_in_range", "blobs/before_update"),
     ("resolve", "broken_stale_counts", "honest_counts", "blobs/before_update"),
     ("consolidate", "broken_mass", "honest_counts", "weighted"),
+    ("consolidate", "broken_weighting", "honest_counts", "blobs"),
 ])
 def test_battery_catches_broken_heuristic(broken, stage, name, check, dataset):
     with pytest.raises(HeuristicCheckError) as info:
