@@ -173,22 +173,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _setup_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", help="results folder (or its results.sqlite)")
-    p.add_argument("--csv", metavar="FILE", help="write a CSV file")
-    p.add_argument("--parquet", metavar="FILE", help="write a Parquet file (needs pyarrow)")
+    p.add_argument("--csv", metavar="FILE", help="the case table as CSV (JSON columns as JSON text)")
+    p.add_argument("--parquet", metavar="FILE", help="the case table as Parquet, nested types (needs pyarrow)")
+    p.add_argument("--trace-csv", metavar="FILE", help="the per-iteration trace, one row per case and iteration, as CSV")
+    p.add_argument("--trace-parquet", metavar="FILE", help="the per-iteration trace as Parquet (needs pyarrow)")
     p.add_argument("--suite", help="only this suite's cases")
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .store import Store, export
+    from .export import export
 
-    if not args.csv and not args.parquet:
-        raise ValueError("give --csv FILE and/or --parquet FILE.")
-    with Store(args.results, create=False) as store:
-        store.ingest_spool()
-        rows = store.rows(args.suite)
-    export(rows, csv_path=args.csv, parquet_path=args.parquet)
-    targets = " and ".join(t for t in (args.csv, args.parquet) if t)
-    print(f"{len(rows)} cases -> {targets}")
+    targets = [t for t in (args.csv, args.parquet, args.trace_csv, args.trace_parquet) if t]
+    if not targets:
+        raise ValueError("give --csv, --parquet, --trace-csv and/or --trace-parquet FILE.")
+    n_cases, n_trace = export(args.results, suite=args.suite, csv_path=args.csv, parquet_path=args.parquet,
+                              trace_csv=args.trace_csv, trace_parquet=args.trace_parquet)
+    counts = [f"{n_cases} cases"] * bool(args.csv or args.parquet) + \
+        [f"{n_trace} trace rows"] * bool(args.trace_csv or args.trace_parquet)
+    print(f"{' and '.join(counts)} -> {' and '.join(targets)}")
     return 0
 
 
@@ -220,6 +222,6 @@ def _cmd_sysinfo(args: argparse.Namespace) -> int:
 COMMANDS = {
     "validate": (_setup_validate, _cmd_validate, "check a suite file and count its cases, without running"),
     "run": (_setup_run, _cmd_run, "run a suite into a result store (resumable)"),
-    "export": (_setup_export, _cmd_export, "write a result store as one CSV / Parquet table"),
+    "export": (_setup_export, _cmd_export, "write a result store's cases and per-iteration trace as CSV / Parquet"),
     "sysinfo": (_setup_sysinfo, _cmd_sysinfo, "versions, threads, BLAS, CUDA and faiss GPU support"),
 }
