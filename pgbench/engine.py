@@ -66,7 +66,7 @@ def _update(state: KMeansState) -> None:
     state.centroids[filled] = sums[filled] / mass[filled, None]
 
 
-def kmeans(X: Any, k: int, init: Any = "fairseq", resolve: str = "fairseq",
+def kmeans(X: Any, k: int, init: Any = "pg", resolve: str = "pg",
            consolidate: str | None = None, n_iter: int = 15, seed: int = 0,
            device: str = "cpu", sample_weight: Any = None, backend: str | None = None,
            dtype: Any = "float32", tol: float | None = None, **params: Any) -> KMeansResult:
@@ -77,7 +77,9 @@ def kmeans(X: Any, k: int, init: Any = "fairseq", resolve: str = "fairseq",
     X : array-like of shape (n, d)
     k : number of clusters, 1 <= k <= n
     init : name of an ``init`` heuristic, or an array (k, d) of initial centroids
-    resolve : name of a ``resolve`` heuristic ("none" to leave empty clusters)
+        (default "pg": PG k-means, like :class:`pgbench.KMeans`; ``init="fairseq",
+        resolve="fairseq", max_tentatives=100`` is fairseq's iPQ k-means)
+    resolve : name of a ``resolve`` heuristic ("none" to leave empty clusters; default "pg")
     consolidate : name of a ``consolidate`` heuristic, or None
     n_iter : Lloyd iterations (fairseq's iPQ default is 15)
     seed : seeds the one CPU ``torch.Generator`` every heuristic draws from, so the
