@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from . import __version__, asv_history, console, paths, registry, suite_cli
+from . import __version__, asv_history, asv_site, console, paths, registry, suite_cli
 from .report import cli as report_cli
 from .glue import cli as glue_cli
 
@@ -79,6 +79,8 @@ COMMANDS = {
     "dump": (_setup_dump, _cmd_dump, "write a checkpoint's selected layers into one safetensors file"),
     "asv-history": (asv_history.setup_parser, asv_history.run_command,
                     "record asv results for a range of commits, offline (see docs/benchmarking.md)"),
+    "asv-publish": (asv_site.setup_parser, asv_site.run_command,
+                    "asv publish, with local copies of the site's scripts so it works offline"),
     "glue": glue_cli.COMMANDS["glue"],   # downstream: fine-tune, quantize, evaluate (pgbench/glue)
 }
 COMMANDS.update(suite_cli.COMMANDS)   # validate, run, export, sysinfo
