@@ -215,12 +215,16 @@ def kmeans(X: Any, k: int, init: Any = "pg", resolve: str = "pg",
     # consolidation: k-means then runs on (m, d) weighted points
     members = None
     consolidate_info: dict[str, Any] = {}
+    n_groups = n_consolidated_points = 0
     t0 = time.perf_counter()
     points, point_weights = Xt, weights
     if consolidate is not None:
         merged: Consolidation = selected["consolidate"].func(Xt, weights, k, rng, **bound["consolidate"])
         points, point_weights, members = merged.X, merged.weights, merged.members
         consolidate_info = merged.info
+        group_sizes = torch.bincount(members)
+        n_groups = int((group_sizes > 1).sum())
+        n_consolidated_points = int(group_sizes[group_sizes > 1].sum())
         if points.shape[0] < k:
             raise RuntimeError(f"consolidation '{consolidate}' left {points.shape[0]} points for k={k}.")
         if not bool(torch.isfinite(points).all()):
@@ -306,4 +310,5 @@ def kmeans(X: Any, k: int, init: Any = "pg", resolve: str = "pg",
         params={stage: dict(p) for stage, p in bound.items()}, seed=seed, device=str(dev),
         backend=backend, seconds_consolidate=seconds_consolidate, seconds_init=seconds_init,
         seconds_total=time.perf_counter() - started, init_info=init_info,
-        consolidate_info=consolidate_info, n_empty_last_assignment=last_in_loop, n_train=int(train.shape[0]))
+        consolidate_info=consolidate_info, n_empty_last_assignment=last_in_loop, n_train=int(train.shape[0]),
+        n_consolidated_points=n_consolidated_points, n_groups=n_groups)

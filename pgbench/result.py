@@ -65,6 +65,9 @@ class KMeansResult:
     n_train : points k-means iterated on (after consolidation and the
         ``max_points_per_centroid`` subsample); labels and inertia always cover
         every original point.
+    n_consolidated_points, n_groups : original points a consolidation merged
+        into groups of two or more, and the number of such groups (recounted by
+        the engine from the consolidation's ``members``; 0 without one).
     """
 
     centroids: torch.Tensor
@@ -90,6 +93,8 @@ class KMeansResult:
     consolidate_info: dict[str, Any] = field(default_factory=dict)
     n_empty_last_assignment: int | None = None
     n_train: int | None = None
+    n_consolidated_points: int = 0
+    n_groups: int = 0
 
     @property
     def resolve_distance_evals(self) -> int:
