@@ -227,35 +227,33 @@ def display(rows: Sequence[Row], styles: dict[str, Any]) -> dict[str, Any]:
     """The ``paper-checks`` section's tables and text (render's Table / Cell), for the template."""
     from .render import Cell, Table, fmt   # render imports this module
 
-    def method_cell(method: str) -> Any:
-        style = styles.get(method)
-        return Cell(method, swatch=style.color if style else None)
+    def method(name: str) -> Any:
+        style = styles.get(name)
+        return Cell(name, swatch=style.color if style else None)
 
-    work = resolution_work_table(rows)
-    base = find_method(rows, BASELINE)
+    def num(value: Any, sub: str = "") -> Any:
+        return Cell(value if isinstance(value, str) else fmt(value), sub=sub, num=True)
+
     tables = []
+    work = resolution_work_table(rows)
     if work:
+        base = find_method(rows, BASELINE) or "the baseline (fairseq + fairseq, absent here)"
         t = Table("Resolution work per resolution event",
                   "A resolution event is an iteration whose assignment left empty clusters. Per method: the "
                   "median over runs of (the run's work / its events); totals are sums over runs, and a stopped "
                   "run's sums cover only the iterations before it stopped. Distance evaluations and passes are "
-                  "beyond the Lloyd assignment step. Ratios: geometric mean over paired runs of "
-                  f"{base or 'the baseline (fairseq + fairseq, absent here)'} / method; higher is less work. "
-                  "Lower is better in every other column.",
+                  f"beyond the Lloyd assignment step. Ratios: geometric mean over paired runs of {base} / method; "
+                  "higher is less work. Lower is better in every other column.",
                   ["Method", "Runs", "Stopped runs", "Events", "Distance evaluations per event",
                    "Assignment passes per event", "Resolution time per event (ms)", "Distance evaluations, total",
                    "Fewer evaluations (×)", "Fewer passes (×)", "Less time (×)"])
         for r in work:
-            ms = r["seconds_resolve"]
-            t.rows.append([method_cell(r["method"]), Cell(str(r["n"]), num=True), Cell(str(r["n_stopped"]), num=True),
-                           Cell(str(r["n_events"]), num=True), Cell(fmt(r["resolve_distance_evals"]), num=True),
-                           Cell(fmt(r["resolve_assign_passes"]), num=True),
-                           Cell(fmt(None if ms is None else 1e3 * ms), num=True),
-                           Cell(fmt(r["resolve_distance_evals_total"]), num=True),
-                           Cell(fmt(r["resolve_distance_evals_fewer"]),
-                                sub=f"{r['n_pairs']} pairs" if r["n_pairs"] else "", num=True),
-                           Cell(fmt(r["resolve_assign_passes_fewer"]), num=True),
-                           Cell(fmt(r["seconds_resolve_fewer"]), num=True)])
+            ms = None if r["seconds_resolve"] is None else 1e3 * r["seconds_resolve"]
+            t.rows.append([method(r["method"]), num(str(r["n"])), num(str(r["n_stopped"])), num(str(r["n_events"])),
+                           num(r["resolve_distance_evals"]), num(r["resolve_assign_passes"]), num(ms),
+                           num(r["resolve_distance_evals_total"]),
+                           num(r["resolve_distance_evals_fewer"], f"{r['n_pairs']} pairs" if r["n_pairs"] else ""),
+                           num(r["resolve_assign_passes_fewer"]), num(r["seconds_resolve_fewer"])])
         tables.append(t)
     consolidation = consolidation_table(rows)
     if consolidation:
@@ -266,14 +264,11 @@ def display(rows: Sequence[Row], styles: dict[str, Any]) -> dict[str, Any]:
                   "consolidating helped).",
                   ["Setting", "Method", "dwc_eps_ratio", "Weighting", "Runs", "Consolidated (%)", "Groups",
                    "Final epsilon", "Inertia vs PG (×)", "Runs ending with empties"])
-        for r in consolidation:
-            t.rows.append([Cell(r["setting"]), method_cell(r["method"]), Cell(fmt(r["eps_ratio"]), num=True),
-                           Cell(r["weighting"] or "-"), Cell(str(r["n"]), num=True),
-                           Cell(fmt(100 * r["fraction"]), sub=f"[{fmt(100 * r['fraction_min'])}, "
-                                f"{fmt(100 * r['fraction_max'])}]", num=True),
-                           Cell(fmt(r["groups"]), num=True), Cell(fmt(r["eps_final"]), num=True),
-                           Cell(fmt(r["inertia_vs_reference"]), sub=f"{r['n_pairs']} pairs", num=True),
-                           Cell(str(r["n_with_empty"]), num=True)])
+        t.rows = [[Cell(r["setting"]), method(r["method"]), num(r["eps_ratio"]), Cell(r["weighting"] or "-"),
+                   num(str(r["n"])),
+                   num(100 * r["fraction"], f"[{fmt(100 * r['fraction_min'])}, {fmt(100 * r['fraction_max'])}]"),
+                   num(r["groups"]), num(r["eps_final"]), num(r["inertia_vs_reference"], f"{r['n_pairs']} pairs"),
+                   num(str(r["n_with_empty"]))] for r in consolidation]
         tables.append(t)
     init = init_empties_table(rows)
     if init:
@@ -282,9 +277,9 @@ def display(rows: Sequence[Row], styles: dict[str, Any]) -> dict[str, Any]:
                   "at the first assignment (share), median and largest count. PG k-means claims zero; lower is "
                   "better.",
                   ["Setting", "Init", "Runs", "Runs with empties", "Median", "Largest"])
-        t.rows = [[Cell(r["setting"]), Cell(r["init"]), Cell(str(r["n"]), num=True),
-                   Cell(str(r["n_with_empty"]), sub=f"{fmt(r['share_pct'])} %", num=True),
-                   Cell(fmt(r["median"]), num=True), Cell(str(r["max"]), num=True)] for r in init]
+        t.rows = [[Cell(r["setting"]), Cell(r["init"]), num(str(r["n"])),
+                   num(str(r["n_with_empty"]), f"{fmt(r['share_pct'])} %"), num(r["median"]), num(str(r["max"]))]
+                  for r in init]
         tables.append(t)
     last = last_assignment_table(rows)
     if last:
@@ -293,7 +288,7 @@ def display(rows: Sequence[Row], styles: dict[str, Any]) -> dict[str, Any]:
                   "after the last update, which pgbench's labels come from. fairseq's PQ.encode returns the last "
                   "assignment inside its loop instead (n_empty_last_assignment). Means over runs.",
                   ["Method", "Runs", "Final assignment (mean)", "Last in-loop assignment (mean)", "Runs that differ"])
-        t.rows = [[method_cell(r["method"]), Cell(str(r["n"]), num=True), Cell(fmt(r["mean_final"]), num=True),
-                   Cell(fmt(r["mean_last"]), num=True), Cell(str(r["n_differ"]), num=True)] for r in last]
+        t.rows = [[method(r["method"]), num(str(r["n"])), num(r["mean_final"]), num(r["mean_last"]),
+                   num(str(r["n_differ"]))] for r in last]
         tables.append(t)
     return {"tables": tables, "claim": _claim_text(paper_claim(work), fmt) if work else ""}
