@@ -86,6 +86,7 @@ import torch
 from pgbench.params import Choice, Int, Real
 from pgbench.registry import register
 from pgbench.state import Consolidation
+from pgbench.testing import expected_failures
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +227,9 @@ def _merge(X: torch.Tensor, weights: torch.Tensor, dense_of: torch.Tensor, n_den
     return points.to(X.dtype), new_weights.to(weights.dtype), members
 
 
+@expected_failures(weights_as_duplicates=(
+    "the anchor is drawn uniformly over the n points and the automatic eps uses the "
+    "unweighted rms, so copies change both"))
 @register("consolidate", "dwc", params=[
     Real("dwc_eps", None, low=0, none=True, help="initial eps in the units of X; None: automatic"),
     Real("dwc_eps_ratio", 0.1, low=0, closed="neither", help="automatic eps as a fraction of the cell radius"),

@@ -15,8 +15,13 @@ import torch
 from pgbench.params import Int
 from pgbench.registry import register
 from pgbench.state import InitOutcome
+from pgbench.testing import expected_failures
 
 
+@expected_failures(weights_as_duplicates=(
+    "the first centre comes from torch.multinomial, whose draw from weights differs from its "
+    "draw among copies for the same seed (equal in distribution only); later centres use "
+    "cumulative sums and agree"))
 @register("init", "kmeans++", params=[
     Int("n_local_trials", None, low=1, none=True, help="candidates per centre; None: 2 + floor(ln k)"),
 ], summary="greedy k-means++, 2 + floor(ln k) weighted local trials (scikit-learn)")

@@ -20,8 +20,12 @@ import torch
 from pgbench.heuristics._partitioning import _bisect, centroid_partitioning
 from pgbench.registry import register
 from pgbench.state import InitOutcome, weighted_mean
+from pgbench.testing import expected_failures
 
 
+@expected_failures(weights_as_duplicates=(
+    "the partition cuts at mass quantiles: copies of one point can fall into two leaves, a "
+    "weighted point cannot be split"))
 @register("init", "pg", summary="partitioning-guided pre-assignment (PG k-means Algorithm 1)")
 def init_pg(X, weights, k, rng):
     n = X.shape[0]

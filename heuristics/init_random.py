@@ -8,8 +8,12 @@ import torch
 
 from pgbench.registry import register
 from pgbench.state import InitOutcome
+from pgbench.testing import expected_failures
 
 
+@expected_failures(weights_as_duplicates=(
+    "draws k distinct samples: several copies of one point can be drawn, a weighted point "
+    "only once (as scikit-learn's random init)"))
 @register("init", "random", summary="k distinct points without replacement")
 def init_random(X, weights, k, rng):
     n = X.shape[0]

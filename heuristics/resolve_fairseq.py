@@ -46,8 +46,8 @@ def _largest_cluster(state) -> int:
     Int("max_tentatives", 100, low=0, help="rounds allowed per iteration (round max_tentatives + 1 fails)"),
 ], summary="split the largest cluster by +-eps*N(0,I), one empty per full re-assignment (fairseq iPQ)")
 def resolve_fairseq(state, rng, *, eps, max_tentatives):
-    empty = state.empty_ids()
-    n_found = int(empty.numel())
+    empty = found = state.empty_ids()
+    n_found = int(found.numel())
     t = 0
     rounds = 0
     d = state.centroids.shape[1]
@@ -62,8 +62,9 @@ def resolve_fairseq(state, rng, *, eps, max_tentatives):
         rounds += 1
         empty = state.empty_ids()
         if t == max_tentatives:
-            n_left = int(empty.numel())
-            return ResolveOutcome(n_found, n_found - n_left, n_left, rounds, gave_up=True, stop=True,
+            n_left = int(empty.numel())         # may include clusters a split emptied
+            n_resolved = int((state.counts[found] > 0).sum())
+            return ResolveOutcome(n_found, n_resolved, n_left, rounds, gave_up=True, stop=True,
                                   info={"max_tentatives": max_tentatives})
         t += 1
     return ResolveOutcome(n_found, n_found, 0, rounds)

@@ -30,6 +30,7 @@ from pgbench.heuristics._partitioning import centroid_partitioning
 from pgbench.params import Int, Real
 from pgbench.registry import register
 from pgbench.state import ResolveOutcome, weighted_mean
+from pgbench.testing import expected_failures
 
 
 def _one_pass(state, large_factor: float) -> dict:
@@ -67,13 +68,17 @@ def _one_pass(state, large_factor: float) -> dict:
     return {"n_large": len(large), "n_new_leaves": new_leaves, "rest": int(sum(r.numel() for r in rest))}
 
 
+@expected_failures(weights_as_duplicates=(
+    "CENTROIDPARTITIONING cuts at mass quantiles: copies of one point can fall into two "
+    "leaves, a weighted point cannot be split"))
 @register("resolve", "pg", params=[
     Int("max_passes", 15, low=0, help="passes of Algorithm 2 per iteration (15 in the paper)"),
     Int("patience", 3, low=1, help="passes without a new minimum of empty clusters before stopping"),
     Real("large_factor", 1.0, low=0, closed="neither", help="S_c as a multiple of the average cluster size"),
 ], summary="partitioning-guided cluster fine-tuning (PG k-means Algorithm 2, Eq. 1)")
 def resolve_pg(state, rng, *, max_passes, patience, large_factor):
-    n_found = state.n_empty
+    found = state.empty_ids()
+    n_found = int(found.numel())
     best, since_best, passes = n_found, 0, 0
     n_new = 0
     while state.n_empty > 0 and passes < max_passes and since_best < patience:
@@ -88,5 +93,6 @@ def resolve_pg(state, rng, *, max_passes, patience, large_factor):
         else:
             since_best += 1
     n_left = state.n_empty
-    return ResolveOutcome(n_found, n_found - n_left, n_left, rounds=passes, gave_up=n_left > 0,
+    n_resolved = int((state.counts[found] > 0).sum())     # a split can empty another cluster
+    return ResolveOutcome(n_found, n_resolved, n_left, rounds=passes, gave_up=n_left > 0,
                           info={"n_new_leaves": n_new, "early_stop": since_best >= patience})

@@ -19,8 +19,12 @@ import torch
 
 from pgbench.registry import register
 from pgbench.state import ResolveOutcome
+from pgbench.testing import expected_failures
 
 
+@expected_failures(weights_as_duplicates=(
+    "relocates onto the n_empty farthest samples: copies of one far point fill several empty "
+    "clusters, a weighted point one (as scikit-learn)"))
 @register("resolve", "sklearn", summary="relocate empty clusters onto the points farthest from their centre (scikit-learn)")
 def resolve_sklearn(state, rng):
     empty = torch.nonzero(state.sizes == 0).flatten()      # scikit-learn: zero accumulated weight

@@ -14,7 +14,8 @@ given and refuses commit ranges.  So, for each commit of ``git rev-list REV_RANG
    needs no restoring and other users of it are unaffected;
 3. removes the worktree.
 
-Results land in asv's ``results_dir``; ``asv publish`` then builds the site.
+Results land in asv's ``results_dir``; ``asv publish`` (or ``python -m pgbench
+asv-publish``, which also makes the site work offline) then builds the site.
 Only the stdlib is imported here, so the CLI stays fast.
 """
 
@@ -113,9 +114,14 @@ def worktree_env(worktree: str, base: dict[str, str] | None = None) -> dict[str,
 
 
 def _check_shadowing(worktree: str, env: dict[str, str], package: str) -> None:
-    """Make sure ``import package`` resolves into ``worktree`` under ``env`` (without importing it)."""
+    """Make sure ``import package`` resolves into ``worktree`` under ``env`` (without importing it).
+
+    The probe runs with ``-P``: a plain ``python -c`` puts the current folder first on
+    ``sys.path``, so from the repository root it found the checkout's own package and
+    refused to run; asv's benchmark processes do not import from there.
+    """
     probe = f"import importlib.util as u; s = u.find_spec({package!r}); print(s.origin if s else '')"
-    origin = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+    origin = subprocess.run([sys.executable, "-P", "-c", probe], env=env, capture_output=True,
                             text=True).stdout.strip()
     if not origin or not os.path.realpath(origin).startswith(os.path.realpath(worktree) + os.sep):
         raise HistoryError(f"PYTHONPATH does not shadow the installed {package} (it resolves to {origin!r}).")
@@ -194,7 +200,7 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"recorded {len(report.commits)} commit(s): {' '.join(c[:8] for c in report.commits)}")
     if report.failed:
         print(f"asv reported failures for: {' '.join(c[:8] for c in report.failed)}")
-    print(f"publish and view:  cd {report.repo} && asv publish && asv preview")
+    print(f"publish and view:  cd {report.repo} && python -m pgbench asv-publish && asv preview")
     if len(report.commits) >= 2:
         print(f"compare:           asv compare {report.commits[0][:8]} {report.commits[-1][:8]} --split")
     return 1 if report.failed else 0

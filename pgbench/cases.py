@@ -71,8 +71,10 @@ class Case:
             object.__setattr__(self, "case_id", digest)
 
     def definition(self) -> dict[str, Any]:
-        """The fields hashed into the id."""
-        return {name: getattr(self, name) for name in ID_FIELDS}
+        """The fields hashed into the id (``source_params`` as :func:`pgbench.sources.id_params` gives them)."""
+        fields = {name: getattr(self, name) for name in ID_FIELDS}
+        fields["source_params"] = sources.id_params(self.source, self.source_params)
+        return fields
 
     @property
     def data_key(self) -> tuple[str, str, int]:

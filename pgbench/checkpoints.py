@@ -6,10 +6,18 @@ pick the weight matrices to quantize with a regex, give each one a layer type
 (embedding, attn_q/k/v/out, fc1, fc2) and, per type, the PQ block size and number of
 centroids of a preset.  The ``checkpoint`` data source wraps this module.
 
+Layer typing follows the model's family, declared as data in
+:mod:`pgbench.layer_types`: the ``model_type`` of a Hugging Face ``config.json``
+beside the weights file, else the family whose rules type the most weights (a
+fairseq ``.pt`` gives ``fairseq``), plus a suite's own ``layer_types`` mapping tried
+first.  Every layer comes out ``(out, in)``: weights stored ``(in, out)`` (GPT-2's
+``Conv1D``) are transposed, fused ones (GPT-2's ``c_attn``) split into
+``NAME:q|k|v``.  2-D weights that nothing types are named in one warning line.
+
 Why: the empty-cluster behaviour that the harness measures depends on the real
 weight distributions and on the fairseq/paper PQ settings, so both must be
-reproducible from names alone, and BERT-style (Hugging Face) and RoBERTa/fairseq
-names must land on the same layer types.
+reproducible from names alone, and every family's names must land on the same
+layer types.
 
 Safety: ``.bin`` / ``.pt`` files are pickles.  They are opened with
 ``torch.load(weights_only=True)`` (plus ``argparse.Namespace``, which old fairseq
@@ -39,6 +47,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import hashlib
 import json
 import logging
 import re
@@ -48,15 +58,17 @@ from typing import Any, Mapping
 
 import torch
 
+from . import layer_types as lt
+from .layer_types import LAYER_TYPES, Layer, untyped_note
+
 log = logging.getLogger(__name__)
 
 __all__ = [
     "LAYER_TYPES", "PRESETS", "PAPER_TABLE_6", "MANIFEST_KEY", "Checkpoint", "Layer",
-    "LayerConfig", "load_checkpoint", "layer_type", "select_layers", "layer_configs",
+    "LayerConfig", "load_checkpoint", "content_id", "layer_type", "classify", "select_layers", "layer_configs",
     "check_layers",
 ]
 
-LAYER_TYPES = ("embedding", "attn_q", "attn_k", "attn_v", "attn_out", "fc1", "fc2")
 _GROUPS = {"attn": ("attn_q", "attn_k", "attn_v", "attn_out"), "fc": ("fc1", "fc2")}
 
 #: safetensors metadata key holding a pgbench dump's JSON manifest
@@ -93,33 +105,24 @@ PRESETS: dict[str, dict[str, LayerConfig]] = {
        for ratio, (emb, fc, attn, _linear_emb) in PAPER_TABLE_6.items()},
 }
 
-# name (without ".weight") -> layer type; first match wins, so attn_out precedes fc2
-_TYPE_PATTERNS = [
-    (re.compile(r"(^|\.)(attention\.output\.dense|self_attn\.out_proj)$"), "attn_out"),
-    (re.compile(r"(^|\.)(attention\.self\.query|self_attn\.q_proj)$"), "attn_q"),
-    (re.compile(r"(^|\.)(attention\.self\.key|self_attn\.k_proj)$"), "attn_k"),
-    (re.compile(r"(^|\.)(attention\.self\.value|self_attn\.v_proj)$"), "attn_v"),
-    (re.compile(r"(^|\.)(intermediate\.dense|fc1)$"), "fc1"),
-    (re.compile(r"(^|\.)(output\.dense|fc2)$"), "fc2"),
-    (re.compile(r"(^|\.)(embeddings\.word_embeddings|embed_tokens)$"), "embedding"),
-]
-
-
-def layer_type(name: str) -> str | None:
+def layer_type(name: str, model_type: str | None = None) -> str | None:
     """The layer type of a parameter name given without ``.weight``, or None.
 
-    BERT-style names (``attention.self.query|key|value``, ``attention.output.dense``,
+    With ``model_type`` (a :data:`pgbench.layer_types.FAMILY_RULES` key) that
+    family's rules decide; without it, BERT-style names
+    (``attention.self.query|key|value``, ``attention.output.dense``,
     ``intermediate.dense``, ``output.dense``, ``embeddings.word_embeddings``) and
     RoBERTa/fairseq names (``self_attn.q_proj|k_proj|v_proj|out_proj``, ``fc1``,
-    ``fc2``, ``embed_tokens``) map onto the same types, whatever the prefix.
+    ``fc2``, ``embed_tokens``) map onto the same types, whatever the prefix.  A fused
+    weight that a rule splits (GPT-2's ``c_attn``) has no single type: None.
 
     >>> layer_type("encoder.layer.0.attention.output.dense"), layer_type("encoder.layer.0.output.dense")
     ('attn_out', 'fc2')
+    >>> layer_type("layers.0.mlp.down_proj", "llama")
+    'fc2'
     """
-    for pattern, kind in _TYPE_PATTERNS:
-        if pattern.search(name):
-            return kind
-    return None
+    rule = lt.match(lt.family_rules(model_type), name)
+    return rule.parts[0][1] if rule is not None and len(rule.parts) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -129,27 +132,13 @@ class Checkpoint:
     path : the file that was read (inside a folder, the weights file)
     tensors : parameter name -> tensor, tensors only, as stored (dtype kept)
     manifest : a pgbench dump's manifest (dict), or None for other files
+    model_type : ``model_type`` of the ``config.json`` beside the weights file, or None
     """
 
     path: Path
     tensors: dict[str, torch.Tensor]
     manifest: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class Layer:
-    """One selected weight matrix.
-
-    name : parameter name without ``.weight``
-    param : the full parameter name in the checkpoint
-    weight : Tensor (out, in), as stored
-    layer_type : one of :data:`LAYER_TYPES`
-    """
-
-    name: str
-    param: str
-    weight: torch.Tensor
-    layer_type: str
+    model_type: str | None = None
 
 
 def _weights_file(path: Path) -> Path:
@@ -251,7 +240,8 @@ def load_checkpoint(path: str | Path, trust_checkpoint: bool = False) -> Checkpo
     ------
     ValueError
         One line naming the file: missing, unreadable or corrupt, needing
-        ``--trust-checkpoint``, or holding no tensors.
+        ``--trust-checkpoint``, holding no tensors, or beside an unreadable
+        ``config.json``.
     """
     if not str(path):
         raise ValueError("checkpoint path is empty.")
@@ -262,7 +252,41 @@ def load_checkpoint(path: str | Path, trust_checkpoint: bool = False) -> Checkpo
         ckpt = _load_pickle(weights, trust_checkpoint)
     if not ckpt.tensors:
         raise ValueError(f"{weights}: holds no tensors.")
-    return ckpt
+    return dataclasses.replace(ckpt, model_type=_model_type(weights.parent / "config.json"))
+
+
+def content_id(path: str | Path) -> str:
+    """``sha256:HEX`` of the weights file ``path`` names (a folder's ``model.safetensors`` ...).
+
+    What a checkpoint case's id hashes instead of the path, so that the same
+    checkpoint gives the same ids on every machine and in every folder, and a changed
+    file gives new ones.  Cached per process by (file, size, mtime).
+    """
+    weights = _weights_file(Path(path)).resolve()
+    stat = weights.stat()
+    key = (str(weights), stat.st_size, stat.st_mtime_ns)
+    if key not in _digests:
+        digest = hashlib.sha256()
+        with weights.open("rb") as f:
+            while block := f.read(1 << 24):
+                digest.update(block)
+        _digests[key] = f"sha256:{digest.hexdigest()}"
+    return _digests[key]
+
+
+_digests: dict[tuple[str, int, int], str] = {}
+
+
+def _model_type(config: Path) -> str | None:
+    """``model_type`` of a Hugging Face ``config.json``; None without the file or the key."""
+    if not config.is_file():
+        return None
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{config}: not a readable config.json ({_first_line(exc)}).") from None
+    model_type = data.get("model_type") if isinstance(data, dict) else None
+    return model_type if isinstance(model_type, str) else None
 
 
 def _compile(regex: str, where: Path) -> re.Pattern:
@@ -272,55 +296,65 @@ def _compile(regex: str, where: Path) -> re.Pattern:
         raise ValueError(f"{where}: invalid layers regex {regex!r} ({exc}).") from None
 
 
-def select_layers(ckpt: Checkpoint, regex: str = "") -> list[Layer]:
+def classify(ckpt: Checkpoint, regex: str = "", layer_types: Mapping[str, str] | None = None) -> lt.Selection:
+    """Type the tensors of ``ckpt`` that ``regex`` matches (:func:`pgbench.layer_types.classify`).
+
+    The family comes from ``ckpt.model_type`` (its ``config.json``), else from the
+    names; a pgbench dump's manifest types its layers itself.  No warning, and no
+    error for an empty result; ValueError (one line naming the file) for an invalid
+    regex or rule, ``layer_types`` on a dump, or a split that does not divide a
+    weight's rows.
+    """
+    pattern = _compile(regex, ckpt.path)
+    manifest_types = None
+    if ckpt.manifest is not None:
+        manifest_types = {layer["param"]: layer["layer_type"] for layer in ckpt.manifest["layers"]}
+    try:
+        return lt.classify(ckpt.tensors, pattern, ckpt.model_type, layer_types, manifest_types)
+    except ValueError as exc:
+        raise ValueError(f"{ckpt.path}: {exc}") from None
+
+
+_warned: set[tuple[str, str]] = set()
+
+
+def select_layers(ckpt: Checkpoint, regex: str = "", layer_types: Mapping[str, str] | None = None) -> list[Layer]:
     """The typed weight matrices whose name (without ``.weight``) ``re.search``-matches ``regex``.
 
-    Candidates are 2-D floating-point ``*.weight`` tensors with a layer type (from
-    the manifest for a pgbench dump, else from :func:`layer_type`); biases,
-    LayerNorm, position embeddings, poolers and heads are never selected.
+    Candidates are 2-D floating-point ``*.weight`` tensors typed by the manifest (a
+    pgbench dump) or by the rules of :func:`classify`; biases, LayerNorms, position
+    embeddings, poolers and heads are never selected.  The 2-D weights that
+    ``regex`` matches but nothing types are named in one warning line.
 
     Parameters
     ----------
     ckpt : Checkpoint
     regex : str, default ""
         Python regular expression; ``""`` selects every typed layer.
+    layer_types : dict regex -> spec, optional
+        Extra rules, tried first (see :func:`classify`).
 
     Returns
     -------
     list of Layer
-        In checkpoint order (for a dump, the manifest's order).
+        In checkpoint order (for a dump, the manifest's order); a split weight's
+        blocks in their row order.
 
     Raises
     ------
     ValueError
-        If ``regex`` is invalid or matches no typed layer (one line naming the file).
+        If ``regex`` or a rule is invalid or nothing typed matches (one line naming the file).
     """
-    pattern = _compile(regex, ckpt.path)
-    manifest_types = None
-    if ckpt.manifest is not None:
-        manifest_types = {layer["param"]: layer["layer_type"] for layer in ckpt.manifest["layers"]}
-    chosen, untyped = [], []
-    order = list(ckpt.tensors)
-    if manifest_types is not None:  # a dump lists its layers in their original order
-        order = list(manifest_types) + [p for p in order if p not in manifest_types]
-    for param in order:
-        tensor = ckpt.tensors[param]
-        name = param[: -len(".weight")] if param.endswith(".weight") else param
-        if not pattern.search(name):
-            continue
-        kind = manifest_types.get(param) if manifest_types is not None else (
-            layer_type(name) if param.endswith(".weight") else None)
-        if kind is None or tensor.ndim != 2 or not tensor.is_floating_point():
-            untyped.append(name)
-            continue
-        chosen.append(Layer(name, param, tensor, kind))
-    if untyped:
-        log.debug("%s: regex %r also matches %d untyped tensors (skipped), e.g. %s",
-                  ckpt.path, regex, len(untyped), untyped[0])
-    if not chosen:
-        hint = f" (only untyped tensors such as '{untyped[0]}')" if untyped else ""
+    selection = classify(ckpt, regex, layer_types)
+    note = untyped_note(selection) if selection.untyped else ""
+    if note and (str(ckpt.path), note) not in _warned:  # once per process, not once per preset
+        _warned.add((str(ckpt.path), note))
+        log.warning("%s: %s", ckpt.path, note)
+    if not selection.layers:
+        leftover = selection.untyped + selection.others
+        hint = f" (only untyped tensors such as '{leftover[0]}')" if leftover else ""
         raise ValueError(f"{ckpt.path}: layers regex {regex!r} matches no quantizable layer{hint}.")
-    return chosen
+    return selection.layers
 
 
 def _positive_ints(mapping: Any, what: str) -> dict[str, int]:

@@ -2,20 +2,21 @@
 
 Each command is a small function registered in ``COMMANDS`` with its argument
 set-up; library modules never print, only this module writes to stdout.
-Verbosity: ``-v`` (info) / ``-vv`` (debug) logging on stderr.
+Verbosity: ``-v`` (info) / ``-vv`` (debug) / ``-q`` (errors only) logging on stderr,
+before or after the subcommand (:mod:`pgbench.console`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 
-from . import __version__, asv_history, paths, registry, suite_cli
+from . import __version__, asv_history, asv_site, console, paths, registry, suite_cli
 from .report import cli as report_cli
 from .glue import cli as glue_cli
+from .testing import cli as testing_cli
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -81,7 +82,10 @@ COMMANDS = {
     "dump": (_setup_dump, _cmd_dump, "write a checkpoint's selected layers into one safetensors file"),
     "asv-history": (asv_history.setup_parser, asv_history.run_command,
                     "record asv results for a range of commits, offline (see docs/benchmarking.md)"),
+    "asv-publish": (asv_site.setup_parser, asv_site.run_command,
+                    "asv publish, with local copies of the site's scripts so it works offline"),
     "glue": glue_cli.COMMANDS["glue"],   # downstream: fine-tune, quantize, evaluate (pgbench/glue)
+    "check": testing_cli.COMMANDS["check"],   # the conformance battery (pgbench/testing)
 }
 COMMANDS.update(suite_cli.COMMANDS)   # validate, run, export, sysinfo
 COMMANDS.update(report_cli.COMMANDS)  # report, compare
@@ -90,13 +94,14 @@ COMMANDS.update(report_cli.COMMANDS)  # report, compare
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pgbench", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"pgbench {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
+    console.add_verbosity(parser)
     parser.add_argument("--data", metavar="DIR",
                         help=f"data root holding clustering/ and glue/ (default: ${paths.DATA_ENV}, else a "
                              "checkout's ../shared/data)")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (setup, _, help_text) in COMMANDS.items():
-        setup(sub.add_parser(name, help=help_text))
+        setup(command := sub.add_parser(name, help=help_text))
+        console.add_verbosity(command, after_subcommand=True)
     return parser
 
 
@@ -105,8 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.data:   # through the environment, so worker processes and batch jobs see it too
         os.environ[paths.DATA_ENV] = os.path.abspath(os.path.expanduser(args.data))
-    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        console.configure(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     try:
         return COMMANDS[args.command][1](args)
     except ValueError as exc:

@@ -5,6 +5,9 @@ What: :func:`dump_layers` copies the weight matrices a regex selects (see
 metadata holds a JSON manifest under :data:`pgbench.checkpoints.MANIFEST_KEY`:
 the source path, and per layer its name, parameter name, shape, dtype and layer
 type, plus the pgbench version.  ``python -m pgbench dump`` is the CLI front end.
+Every layer is stored ``(out, in)``, as the checkpoint source cuts it: a ``Conv1D``
+weight transposed (``"transposed": true``), a block of a fused weight under its own
+key ``NAME:SUFFIX.weight`` (``"source_param"`` and ``"rows"`` say where it came from).
 
 Why: benchmarking a handful of layers should not need the whole model (nor
 trusting a pickle) on every machine that runs a suite.  A dump is small, safe to
@@ -20,10 +23,10 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from . import __version__
-from .checkpoints import MANIFEST_KEY, load_checkpoint, select_layers
+from .checkpoints import MANIFEST_KEY, Layer, load_checkpoint, select_layers
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,7 @@ MANIFEST_FORMAT = "pgbench-layer-dump/1"
 
 
 def dump_layers(checkpoint: str | os.PathLike, layers_regex: str, out_file: str | os.PathLike,
-                trust_checkpoint: bool = False) -> dict[str, Any]:
+                trust_checkpoint: bool = False, layer_types: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Write the selected layers of ``checkpoint`` into one safetensors file with a manifest.
 
     Parameters
@@ -49,13 +52,16 @@ def dump_layers(checkpoint: str | os.PathLike, layers_regex: str, out_file: str 
         replaced atomically.
     trust_checkpoint : bool, default False
         Allow full unpickling of ``.bin`` / ``.pt`` checkpoints.
+    layer_types : dict regex -> spec, optional
+        Extra typing rules (:func:`pgbench.checkpoints.select_layers`).
 
     Returns
     -------
     dict
         The manifest written: ``format``, ``pgbench_version``, ``source`` (absolute
         path of the file read) and ``layers``, a list of ``{"name", "param",
-        "shape", "dtype", "layer_type"}``.  Tensors are stored under ``param`` with
+        "shape", "dtype", "layer_type"}`` (plus ``transposed``, ``source_param`` and
+        ``rows`` where they apply).  Tensors are stored (out, in) under ``param`` with
         their original dtype.
 
     Raises
@@ -74,17 +80,16 @@ def dump_layers(checkpoint: str | os.PathLike, layers_regex: str, out_file: str 
     except ImportError:
         raise ValueError(f"{out}: writing a dump needs the safetensors package (pip install safetensors).") from None
     ckpt = load_checkpoint(checkpoint, trust_checkpoint=trust_checkpoint)
-    layers = select_layers(ckpt, layers_regex)
+    layers = select_layers(ckpt, layers_regex, layer_types)
+    entries = [_entry(layer) for layer in layers]
     manifest = {
         "format": MANIFEST_FORMAT,
         "pgbench_version": __version__,
         "source": str(ckpt.path.resolve()),
-        "layers": [{"name": layer.name, "param": layer.param, "shape": list(layer.weight.shape),
-                    "dtype": str(layer.weight.dtype).removeprefix("torch."), "layer_type": layer.layer_type}
-                   for layer in layers],
+        "layers": entries,
     }
     # clone: checkpoints may tie or view tensors, which safetensors refuses to save
-    tensors = {layer.param: layer.weight.detach().clone().contiguous() for layer in layers}
+    tensors = {e["param"]: layer.weight.detach().clone().contiguous() for e, layer in zip(entries, layers)}
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     os.close(fd)
     try:
@@ -96,3 +101,14 @@ def dump_layers(checkpoint: str | os.PathLike, layers_regex: str, out_file: str 
         raise
     log.info("dumped %d layers of %s to %s", len(layers), ckpt.path, out)
     return manifest
+
+
+def _entry(layer: Layer) -> dict[str, Any]:
+    """A layer's manifest entry; a block of a fused weight is stored under its own ``NAME:SUFFIX.weight``."""
+    entry: dict[str, Any] = {"name": layer.name, "param": layer.param, "shape": list(layer.weight.shape),
+                             "dtype": str(layer.weight.dtype).removeprefix("torch."), "layer_type": layer.layer_type}
+    if layer.transposed:
+        entry["transposed"] = True
+    if layer.rows is not None:
+        entry.update(param=layer.name + ".weight", source_param=layer.param, rows=list(layer.rows))
+    return entry

@@ -116,7 +116,7 @@ def _iteration(state: KMeansState, it: int, resolver: registry.Heuristic, params
 _TOL = Real("tol", None, low=0, none=True)
 
 
-def kmeans(X: Any, k: int, init: Any = "fairseq", resolve: str = "fairseq",
+def kmeans(X: Any, k: int, init: Any = "pg", resolve: str = "pg",
            consolidate: str | None = None, n_iter: int = 15, seed: int = 0,
            device: str = "cpu", sample_weight: Any = None, backend: str | None = None,
            dtype: Any = "float32", tol: float | None = None, **params: Any) -> KMeansResult:
@@ -127,7 +127,9 @@ def kmeans(X: Any, k: int, init: Any = "fairseq", resolve: str = "fairseq",
     X : array-like of shape (n, d)
     k : number of clusters, 1 <= k <= n
     init : name of an ``init`` heuristic, or an array (k, d) of initial centroids
-    resolve : name of a ``resolve`` heuristic ("none" to leave empty clusters)
+        (default "pg": PG k-means, like :class:`pgbench.KMeans`; ``init="fairseq",
+        resolve="fairseq", max_tentatives=100`` is fairseq's iPQ k-means)
+    resolve : name of a ``resolve`` heuristic ("none" to leave empty clusters; default "pg")
     consolidate : name of a ``consolidate`` heuristic, or None
     n_iter : Lloyd iterations (fairseq's iPQ default is 15)
     seed : seeds the one CPU ``torch.Generator`` every heuristic draws from, so the

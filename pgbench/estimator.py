@@ -11,6 +11,17 @@ floating dtype, float32 for float32 input and float64 otherwise, as in
 ``sklearn.cluster.KMeans``.  ``predict`` and ``score`` use the same assignment
 backend and precision as the fit, so ``predict`` on the training data gives
 ``labels_`` (without a consolidation) and ``score`` on it gives ``-inertia_``.
+They read the current ``cluster_centers_``, so centres set by hand are used.
+
+scikit-learn conventions: ``init="k-means++"`` names the ``kmeans++`` heuristic
+(scikit-learn's greedy k-means++), ``init="random"`` is k distinct samples, as in
+``sklearn.cluster.KMeans``.  Heuristic parameters live in the ``params`` dict and
+are tunable one by one as ``params__NAME`` through ``get_params`` /
+``set_params``, so ``GridSearchCV(pipe, {"km__params__max_passes": [1, 15]})``
+works; ``set_params`` refuses a NAME that no registered heuristic declares.
+The defaults are :func:`pgbench.kmeans`'s (PG init and resolution, 15
+iterations, float32), except ``random_state=None``: a fresh seed per fit unless
+one is given, as scikit-learn estimators do (the engine's ``seed`` defaults to 0).
 """
 
 from __future__ import annotations
@@ -28,7 +39,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import backends
+from . import backends, registry
 from .engine import kmeans
 from .validation import as_device, as_dtype, check_positive_int, error_text
 
@@ -39,6 +50,12 @@ _TORCH_DTYPES = {np.float64: torch.float64, np.float32: torch.float32}
 
 # Bytes of the (rows, k, d) difference block per chunk in ``transform``.
 _TRANSFORM_CHUNK_BYTES = 16 * 2**20
+
+# scikit-learn's names for init heuristics that pgbench registers under another name.
+SKLEARN_INIT_NAMES = {"k-means++": "kmeans++"}
+
+# Prefix of the nested parameters that address one key of ``params``.
+_PARAMS = "params__"
 
 
 def _as_tensor(a: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -80,7 +97,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
     n_clusters : int, default=8
         Number of clusters k; fitting needs at least k samples.
     init : str or array-like of shape (n_clusters, n_features), default="pg"
-        Name of an ``init`` heuristic (``python -m pgbench list``) or explicit
+        Name of an ``init`` heuristic (``python -m pgbench list``;
+        ``"k-means++"`` is scikit-learn's name for ``kmeans++``) or explicit
         initial centres.
     resolve : str, default="pg"
         Name of the ``resolve`` heuristic run every iteration ("none" leaves
@@ -102,11 +120,15 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
     tol : float or None, default=None
         Stop once the summed squared centre shift is <= tol; None never stops early.
     params : dict or None, default=None
-        Heuristic parameters, passed to :func:`pgbench.kmeans` as ``**params``.
+        Heuristic parameters, passed to :func:`pgbench.kmeans` as ``**params``;
+        each key is also a nested parameter ``params__NAME`` (``get_params`` /
+        ``set_params``, ``GridSearchCV``).
 
     Attributes
     ----------
     cluster_centers_ : ndarray of shape (n_clusters, n_features)
+        What ``predict``, ``transform`` and ``score`` measure against; may be
+        replaced after fitting.
     labels_ : ndarray of shape (n_samples,), int64
     inertia_ : float
         Sum of weighted squared distances of the samples to their centres.
@@ -139,6 +161,32 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         self.dtype = dtype
         self.tol = tol
         self.params = params
+
+    def get_params(self, deep=True):
+        """Estimator parameters; with ``deep``, also ``params__NAME`` for every key of ``params``."""
+        out = super().get_params(deep=deep)
+        if deep and isinstance(self.params, dict):   # anything else is refused by fit, not here
+            out.update({_PARAMS + name: value for name, value in self.params.items()})
+        return out
+
+    def set_params(self, **params):
+        """Set parameters; ``params__NAME=value`` sets one heuristic parameter in a copy of ``params``.
+
+        Raises ValueError for a NAME that no registered heuristic declares.
+        """
+        nested = {key[len(_PARAMS):]: params.pop(key) for key in list(params) if key.startswith(_PARAMS)}
+        if nested:
+            declared = {name for stage in registry.STAGES for h in registry.names(stage)
+                        for name in registry.get(stage, h).params}
+            unknown = sorted(set(nested) - declared)
+            if unknown:
+                raise ValueError(f"Invalid parameter '{_PARAMS}{unknown[0]}' for estimator {self}: no registered "
+                                 "heuristic declares it (python -m pgbench list).")
+            base = params.get("params", self.params)
+            if base is not None and not isinstance(base, dict):
+                raise ValueError(f"params must be a dict or None to set {_PARAMS}NAME, got {type(base).__name__}.")
+            params["params"] = {**(base or {}), **nested}
+        return super().set_params(**params)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -179,8 +227,9 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         weights = None
         if sample_weight is not None:
             weights = torch.tensor(_weights(sample_weight, X))
+        init = SKLEARN_INIT_NAMES.get(self.init, self.init) if isinstance(self.init, str) else self.init
         # X keeps its own precision here: the engine casts to dtype after its range checks
-        result = kmeans(_as_tensor(X, _TORCH_DTYPES[X.dtype.type], dev), k, init=self.init,
+        result = kmeans(_as_tensor(X, _TORCH_DTYPES[X.dtype.type], dev), k, init=init,
                         resolve=self.resolve, consolidate=self.consolidate, n_iter=self.n_iter,
                         seed=_seed(self.random_state), device=self.device,
                         sample_weight=weights, backend=self.backend, dtype=self.dtype, tol=self.tol,
@@ -195,9 +244,17 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         self.n_iter_ = int(result.n_iter)
         return self
 
+    def _centers(self, dtype: torch.dtype) -> torch.Tensor:
+        """The current ``cluster_centers_`` (k, d) as a tensor of ``dtype`` on the fit's device."""
+        centers = np.asarray(self.cluster_centers_)
+        if centers.ndim != 2 or centers.shape[0] < 1 or centers.shape[1] != self.n_features_in_:
+            raise ValueError(f"cluster_centers_ must have shape (n_clusters, {self.n_features_in_}), "
+                             f"got {centers.shape}.")
+        return torch.as_tensor(centers, dtype=dtype, device=self.result_.centroids.device)
+
     def _assign(self, X: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Nearest centre (n,) and squared distance (n,) with the fit's backend and precision."""
-        centroids = self.result_.centroids
+        centroids = self._centers(self.result_.centroids.dtype)
         Xt = _as_tensor(X, centroids.dtype, centroids.device)
         backend = self.result_.backend
         if backend == "faiss" and backends.faiss_module() is None:  # e.g. unpickled elsewhere
@@ -241,7 +298,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         """
         check_is_fitted(self)
         X = _validated(self, X, reset=False)
-        C = self.result_.centroids.to(torch.float64)                       # (k, d)
+        C = self._centers(torch.float64)                                    # (k, d)
         Xt = _as_tensor(X, torch.float64, C.device)                        # (n, d)
         k, d = C.shape
         rows = max(1, _TRANSFORM_CHUNK_BYTES // (8 * k * d))

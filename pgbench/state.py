@@ -1,11 +1,15 @@
 """What heuristics see and return: the mutable k-means state and the outcome records.
 
-The engine owns one :class:`KMeansState` per run and hands it to the ``resolve``
-hook.  A resolver may move centroids (``state.centroids``), re-run the assignment
-(``state.reassign()``) or relabel points (``state.relabel()``); the engine then
-performs the centroid update from ``state.labels``.  Clusters with no points keep
-their current centroid through the update, so a resolver that places a centroid
-on an empty cluster is never overwritten by a NaN mean.
+Everything here is public API for heuristic authors (``from pgbench import
+KMeansState, InitOutcome, ResolveOutcome, Consolidation``); a plugin never needs
+a private module.  The engine owns one :class:`KMeansState` per run and hands it
+to the ``resolve`` hook.  A resolver may move centroids (write rows of
+``state.centroids`` in place), re-run the assignment (``state.reassign()``) or
+relabel points (``state.relabel()``); the engine then performs the centroid
+update from ``state.labels``.  Clusters with no points keep their current
+centroid through the update, so a resolver that places a centroid on an empty
+cluster is never overwritten by a NaN mean.  ``python -m pgbench check`` tests a
+resolver against this contract (docs/heuristics.md).
 
 Backstop against overflow: every assignment checks that its labels are real
 clusters and its squared distances finite, and raises :class:`NonFiniteError`
@@ -35,20 +39,37 @@ class NonFiniteError(ArithmeticError):
 class KMeansState:
     """The data, current centroids and current assignment of one k-means run.
 
+    A resolver gets it at one of two points of a Lloyd iteration (its registered
+    ``when``): ``before_update``, right after the assignment (``labels`` and
+    ``sq_dists`` belong to ``centroids``), or ``after_update``, after the centroid
+    update too (``centroids`` are the new means, empty clusters keep their old
+    centroid; ``labels`` and ``sq_dists`` are still from the assignment).
+
     Attributes
     ----------
-    X : Tensor of shape (n, d)
-    weights : Tensor of shape (n,), non-negative point weights (ones when unweighted)
-    centroids : Tensor of shape (k, d)
-    labels : Tensor of shape (n,), int64 cluster index of every point
+    X : Tensor of shape (n, d), the points (read only: never modify in place)
+    weights : Tensor of shape (n,), non-negative point weights (ones when
+        unweighted; read only)
+    centroids : Tensor of shape (k, d), the current centroids; a resolver moves
+        a centroid by writing its row in place (``state.centroids[j] = ...``)
+    labels : Tensor of shape (n,), int64 cluster index of every point, in
+        [0, k); change it only through :meth:`relabel` or :meth:`reassign`
+        (they keep ``counts`` and ``sizes`` in step), or call :meth:`recount`
     sq_dists : Tensor of shape (n,), squared distance of every point to its centroid
         *at assignment time* (a relabel does not change it)
     counts : Tensor of shape (k,), int64 number of points per cluster; a cluster
         is empty when its count is 0
     sizes : Tensor of shape (k,), float weight mass per cluster (equal to counts
         when unweighted); donors are chosen by size
-    n_assignments : int, full assignment passes done so far in this run
+    n_assignments : int, full assignment passes done so far in this run (each
+        :meth:`reassign` adds one; report them as ``ResolveOutcome.rounds``)
     unit_weights : bool, every weight is 1 (the update then skips the multiply)
+    assign : the backend's ``assign(X, C) -> (labels, sq_dists)``; use
+        :meth:`reassign` rather than calling it
+
+    ``k`` and ``n`` are properties; :meth:`empty_ids`, :attr:`n_empty` and
+    :meth:`cluster_mean` are the usual questions.  Every tensor is on the run's
+    device; draw randomness only from the ``rng`` the resolver is given.
     """
 
     X: torch.Tensor
@@ -74,7 +95,12 @@ class KMeansState:
         return self.X.shape[0]
 
     def reassign(self) -> None:
-        """Full assignment step: every point to its nearest centroid (first on ties)."""
+        """Full assignment step: every point to its nearest centroid (first on ties).
+
+        Updates ``labels``, ``sq_dists``, ``counts`` and ``sizes``; costs one pass over
+        the data and counts in ``n_assignments``.  Raises :class:`NonFiniteError` when a
+        point gets no finite squared distance (see the module docstring).
+        """
         labels, sq_dists = self.assign(self.X, self.centroids)
         lost = (labels < 0) | ~torch.isfinite(sq_dists)
         if bool(lost.any()):
@@ -93,7 +119,11 @@ class KMeansState:
         return int((~torch.isfinite(self.centroids)).any(1).sum())
 
     def relabel(self, points: torch.Tensor, clusters: torch.Tensor) -> None:
-        """Move ``points`` (m,) to ``clusters`` (m,) without recomputing distances."""
+        """Move ``points`` (m,) to ``clusters`` (m,) without recomputing distances.
+
+        ``points`` are int64 point indices, ``clusters`` int64 cluster indices in
+        [0, k); ``counts`` and ``sizes`` are recounted, ``sq_dists`` is left as it was.
+        """
         self.labels[points] = clusters
         self.recount()
 
@@ -108,6 +138,7 @@ class KMeansState:
 
     @property
     def n_empty(self) -> int:
+        """Number of clusters with no point."""
         return int((self.counts == 0).sum())
 
     def cluster_mean(self, members: torch.Tensor) -> torch.Tensor:
@@ -126,7 +157,11 @@ def weighted_mean(X: torch.Tensor, w: torch.Tensor, idx: torch.Tensor) -> torch.
 
 @dataclass
 class InitOutcome:
-    """What an ``init`` heuristic returns: centroids (k, d) and counts of what it did."""
+    """What an ``init`` heuristic returns: centroids (k, d) and counts of what it did.
+
+    centroids : Tensor (k, d), same dtype and device as X
+    info : plain numbers, strings and booleans under string keys (counts of what it did)
+    """
 
     centroids: torch.Tensor
     info: dict[str, Any] = field(default_factory=dict)
@@ -138,11 +173,19 @@ class ResolveOutcome:
 
     n_found : empty clusters it was given
     n_resolved : of those, how many it gave a non-empty cluster (or, for resolvers
-        that do not re-assign, a new centroid position)
-    n_left : clusters still empty when it returned (its own bookkeeping)
+        that leave ``labels`` alone, a new centroid position).  A gross count: a
+        split that empties another cluster does not lower it, so it is not
+        n_found - n_left
+    n_left : clusters empty in ``labels`` when it returned; a resolver that leaves
+        ``labels`` alone may count instead the empty clusters whose centroid it did
+        not move (faiss: the next assignment decides)
     rounds : resolution rounds (full re-assignments, or passes for one-shot resolvers)
     gave_up : it hit its attempt bound with empty clusters left
     stop : stop the Lloyd iterations now, skipping this iteration's update (fairseq)
+    info : plain numbers, strings and booleans under string keys
+
+    The counts are non-negative ints; the ``honest_counts`` check of
+    ``pgbench.testing`` recounts them from the state.
     """
 
     n_found: int = 0
@@ -158,10 +201,16 @@ class ResolveOutcome:
 class Consolidation:
     """What a ``consolidate`` heuristic returns.
 
-    X : Tensor (m, d), the consolidated points (one per dense group or independent point)
-    weights : Tensor (m,), their weights
-    members : Tensor (n,), int64 index into the m consolidated points for every original point
-    info : counts (groups found, points merged, epsilon used, ...)
+    X : Tensor (m, d), the consolidated points (one per dense group or independent
+        point), k <= m <= n, each inside the bounding box of its members
+    weights : Tensor (m,), their weights: the summed weights of their members, so
+        the total mass is kept (the honest_counts check requires it; dwc's
+        ``dwc_weighting="single"`` departs from it on purpose)
+    members : Tensor (n,), int64 index into the m consolidated points for every
+        original point; every consolidated point has at least one member
+    info : counts (groups found, points merged, epsilon used, ...); the keys
+        n_points, n_consolidated, n_dense_groups, n_independent and
+        n_points_merged, where given, are recounted from ``members`` by the checks
     """
 
     X: torch.Tensor

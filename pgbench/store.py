@@ -17,13 +17,12 @@ process that owns the store reads those in with :meth:`Store.ingest_spool`.
 
 JSON columns (``source_params``, ``params``, ``versions``, ``n_empty_per_iter``,
 ``n_empty_assigned_per_iter``, ``rounds_per_iter``) hold JSON text; :meth:`Store.add`
-takes them as Python objects.  :func:`export` writes the table as CSV or Parquet.
+takes them as Python objects.  :mod:`pgbench.export` writes the tables as CSV or Parquet.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import logging
 import os
@@ -31,7 +30,6 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from .extras import require
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +56,11 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("created_at", "TEXT"),
 )
 COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
-JSON_COLUMNS = ("source_params", "params", "versions", "n_empty_per_iter", "n_empty_assigned_per_iter",
-                "rounds_per_iter")
+#: the ``cases`` columns holding JSON text, and what the JSON is: "object" (a JSON object, keys vary
+#: by heuristic or source) or "list<int>" (one count per iteration); pgbench.export derives Parquet types
+JSON_COLUMNS: dict[str, str] = {
+    "source_params": "object", "params": "object", "versions": "object", "n_empty_per_iter": "list<int>",
+    "n_empty_assigned_per_iter": "list<int>", "rounds_per_iter": "list<int>"}
 STATUSES = ("ok", "unresolved", "stopped", "error", "timeout")
 TRACE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("case_id", "TEXT NOT NULL"), ("iteration", "INTEGER NOT NULL"), ("n_empty_assigned", "INTEGER"),
@@ -207,6 +208,21 @@ class Store(SQLiteFile):
             sql, args = sql + " WHERE suite = ?", (suite,)
         return [dict(zip(COLUMN_NAMES, r)) for r in self._conn.execute(sql + " ORDER BY rowid", args)]
 
+    def trace_rows(self, suite: str | None = None, keys: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        """Every stored iteration as a dict: the case columns ``keys``, then :data:`TRACE_NAMES`.
+
+        Ordered by case (insertion order), then iteration; ``suite`` keeps one suite's cases.
+        """
+        bad = [k for k in keys if k not in COLUMN_NAMES or k in TRACE_NAMES]
+        if bad:
+            raise ValueError(f"trace_rows: '{bad[0]}' is not a case column to add to the trace.")
+        select = [f"c.{k}" for k in keys] + [f"t.{n}" for n in TRACE_NAMES]
+        sql, args = f"SELECT {', '.join(select)} FROM trace t JOIN cases c ON c.case_id = t.case_id", ()
+        if suite is not None:
+            sql, args = sql + " WHERE c.suite = ?", (suite,)
+        names = keys + TRACE_NAMES
+        return [dict(zip(names, r)) for r in self._conn.execute(sql + " ORDER BY c.rowid, t.iteration", args)]
+
     def trace(self, case_id: str) -> list[dict[str, Any]]:
         cur = self._conn.execute(f"SELECT {', '.join(TRACE_NAMES)} FROM trace WHERE case_id = ? ORDER BY iteration",
                                  (case_id,))
@@ -247,24 +263,3 @@ def read_spool(results_dir: str | Path) -> Iterator[tuple[Path, dict[str, Any], 
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("%s: unreadable spooled result (%s); renamed to .bad", path, exc)
             path.replace(path.with_suffix(".bad"))
-
-
-# ------------------------------------------------------------------------- export
-
-def export(rows: list[dict[str, Any]], csv_path: str | Path | None = None,
-           parquet_path: str | Path | None = None) -> None:
-    """Write the tidy case table (columns :data:`COLUMN_NAMES`) as CSV and/or Parquet."""
-    if csv_path is not None:
-        with open(csv_path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=COLUMN_NAMES)
-            writer.writeheader()
-            writer.writerows(rows)
-    if parquet_path is not None:
-        require("parquet", "--parquet")
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        kinds = {"TEXT": pa.string(), "INTEGER": pa.int64(), "REAL": pa.float64()}
-        schema = pa.schema([(name, kinds[sql.split()[0]]) for name, sql in COLUMNS])
-        table = pa.Table.from_pylist(rows, schema=schema)
-        pq.write_table(table, parquet_path)

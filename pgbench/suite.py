@@ -268,6 +268,7 @@ def _sources(p: Parser, raw: Any, values: dict[str, str | None]) -> list[Source]
             if unavailable is None:
                 try:
                     point_params = declared.bind(point_params)
+                    sources.check_params(name, point_params)
                 except ValueError as exc:
                     raise p.fail(f"{where}: {str(exc).replace('source heuristic', 'data source')}") from None
             result.append(Source(point_label, label, name, point_params, unavailable=unavailable, **common))

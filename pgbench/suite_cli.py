@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sqlite3
 import sys
 from pathlib import Path
 
+from . import console
 from .validation import error_text
+
+log = logging.getLogger(__name__)
 
 DEFAULT_RESULTS = "results"
 
@@ -28,11 +32,18 @@ def _pairs(items: list[str] | None, option: str) -> dict[str, str]:
 
 
 def _load(args: argparse.Namespace):
+    """The suite narrowed by -m / -d, and its cases; skipped optional sources and downstream
+    entries are logged as warnings (once: pgbench.cases logs the sources)."""
     from .cases import expand
+    from .selection import select
     from .suite import load_suite
 
     suite = load_suite(args.suite, variables=_pairs(args.set, "--set"), device=args.device,
                        timeout=getattr(args, "timeout", None), slurm=_pairs(getattr(args, "slurm", None), "--slurm"))
+    suite = select(suite, methods=args.method or (), sources=args.source or ())
+    for e in suite.downstream:
+        if e.unavailable:
+            log.warning("%s: skipping optional downstream entry (%s): %s", suite.path, e.task, e.unavailable)
     return suite, expand(suite)
 
 
@@ -41,6 +52,10 @@ def _setup_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="value of a [vars] entry of the suite (repeatable); or env PGBENCH_SET_<NAME>")
     p.add_argument("--device", help="override the suite's device: cpu, cuda, cuda:N")
+    p.add_argument("-m", "--method", action="append", metavar="PATTERN",
+                   help="only methods whose label matches this glob, e.g. 'pg*' (repeatable)")
+    p.add_argument("-d", "--source", action="append", metavar="PATTERN",
+                   help="only sources whose label matches this glob, e.g. 'clustering' (repeatable)")
 
 
 def _setup_validate(p: argparse.ArgumentParser) -> None:
@@ -50,11 +65,10 @@ def _setup_validate(p: argparse.ArgumentParser) -> None:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     suite, expansion = _load(args)
-    for label, why in expansion.skipped:
-        print(f"skipped optional source '{label}': {why}", file=sys.stderr)
     if args.list:
         for c in expansion.cases:
             print(f"{c.case_id[:12]}  {c.method:28s} {c.source_label:24s} {c.dataset:40s} seed={c.seed} k={c.k}")
+        _list_checkpoint_layers(suite, expansion)
     n_data = len({(c.data_key, c.dataset) for c in expansion.cases})
     note = _downstream_note(suite)
     if suite.methods or not suite.downstream:
@@ -65,13 +79,20 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list_checkpoint_layers(suite, expansion) -> None:
+    """validate --list: typed and untyped weights of the checkpoint sources that load."""
+    from .sources.checkpoint import listing
+
+    skipped = {label for label, _ in expansion.skipped}
+    for line in listing([(s.label, s.params) for s in suite.sources
+                         if s.name == "checkpoint" and not s.unavailable and s.label not in skipped]):
+        print(line)
+
+
 def _downstream_note(suite) -> str:
-    """', N downstream rows (...)' for suites with [[downstream]] entries; notes skipped ones on stderr."""
+    """', N downstream rows (...)' for suites with [[downstream]] entries."""
     if not suite.downstream:
         return ""
-    for e in suite.downstream:
-        if e.unavailable:
-            print(f"skipped optional downstream entry ({e.task}): {e.unavailable}", file=sys.stderr)
     ready = [e for e in suite.downstream if not e.unavailable]
     return f", {sum(e.n_cases for e in ready)} downstream rows ({len(ready)} fine-tuning runs)"
 
@@ -81,11 +102,10 @@ def _run_downstream(suite, args: argparse.Namespace) -> int:
     from .suite_downstream import run_downstream
 
     if not any(not e.unavailable for e in suite.downstream):
-        _downstream_note(suite)
         return 0
     try:
         rows = run_downstream(suite.downstream, args.results, device=args.device or suite.device,
-                              progress=not args.no_progress)
+                              progress=console.progress_wanted(args))
     except (RuntimeError, OSError, ValueError) as exc:
         print(f"pgbench run: downstream error: {error_text(exc)}", file=sys.stderr)
         return 1
@@ -111,7 +131,7 @@ def _setup_run(p: argparse.ArgumentParser) -> None:
                    help="submitit back end (default: slurm when available); local/debug run on this machine")
     p.add_argument("--retry", default="", metavar="STATUS[,STATUS]",
                    help="run again the stored cases with these statuses, e.g. error,timeout")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    console.add_progress(p)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -120,17 +140,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {args.jobs}.")
     suite, expansion = _load(args)
-    for label, why in expansion.skipped:
-        print(f"skipped optional source '{label}': {why}", file=sys.stderr)
     if not suite.methods:                     # a downstream-only suite: no k-means cases to run
         return _run_downstream(suite, args)
     bar = None
 
     def on_start(n_todo: int, n_already: int) -> None:
         nonlocal bar
-        print(f"{suite.name}: {len(expansion.cases)} cases, {n_already} already in {args.results}, "
-              f"{n_todo} to run", file=sys.stderr)
-        if not args.no_progress and n_todo:
+        console.note(args, f"{suite.name}: {len(expansion.cases)} cases, {n_already} already in {args.results}, "
+                           f"{n_todo} to run")
+        if n_todo and console.progress_wanted(args):
             try:
                 from tqdm import tqdm
             except ImportError:
@@ -166,22 +184,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _setup_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", help="results folder (or its results.sqlite)")
-    p.add_argument("--csv", metavar="FILE", help="write a CSV file")
-    p.add_argument("--parquet", metavar="FILE", help="write a Parquet file (needs pyarrow)")
+    p.add_argument("--csv", metavar="FILE", help="the case table as CSV (JSON columns as JSON text)")
+    p.add_argument("--parquet", metavar="FILE", help="the case table as Parquet, nested types (needs pyarrow)")
+    p.add_argument("--trace-csv", metavar="FILE", help="the per-iteration trace, one row per case and iteration, as CSV")
+    p.add_argument("--trace-parquet", metavar="FILE", help="the per-iteration trace as Parquet (needs pyarrow)")
     p.add_argument("--suite", help="only this suite's cases")
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .store import Store, export
+    from .export import export
 
-    if not args.csv and not args.parquet:
-        raise ValueError("give --csv FILE and/or --parquet FILE.")
-    with Store(args.results, create=False) as store:
-        store.ingest_spool()
-        rows = store.rows(args.suite)
-    export(rows, csv_path=args.csv, parquet_path=args.parquet)
-    targets = " and ".join(t for t in (args.csv, args.parquet) if t)
-    print(f"{len(rows)} cases -> {targets}")
+    targets = [t for t in (args.csv, args.parquet, args.trace_csv, args.trace_parquet) if t]
+    if not targets:
+        raise ValueError("give --csv, --parquet, --trace-csv and/or --trace-parquet FILE.")
+    n_cases, n_trace = export(args.results, suite=args.suite, csv_path=args.csv, parquet_path=args.parquet,
+                              trace_csv=args.trace_csv, trace_parquet=args.trace_parquet)
+    counts = [f"{n_cases} cases"] * bool(args.csv or args.parquet) + \
+        [f"{n_trace} trace rows"] * bool(args.trace_csv or args.trace_parquet)
+    print(f"{' and '.join(counts)} -> {' and '.join(targets)}")
     return 0
 
 
@@ -213,6 +233,6 @@ def _cmd_sysinfo(args: argparse.Namespace) -> int:
 COMMANDS = {
     "validate": (_setup_validate, _cmd_validate, "check a suite file and count its cases, without running"),
     "run": (_setup_run, _cmd_run, "run a suite into a result store (resumable)"),
-    "export": (_setup_export, _cmd_export, "write a result store as one CSV / Parquet table"),
+    "export": (_setup_export, _cmd_export, "write a result store's cases and per-iteration trace as CSV / Parquet"),
     "sysinfo": (_setup_sysinfo, _cmd_sysinfo, "versions, threads, BLAS, CUDA and faiss GPU support"),
 }

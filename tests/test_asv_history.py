@@ -123,7 +123,8 @@ def test_records_two_commits_and_publishes(repo, tmp_path, monkeypatch):
     c1 = _commit(repo, files, "toy v1")
     c2 = _commit(repo, {"toypkg/__init__.py": "VALUE = 1\n"}, "toy v2")
 
-    report = asv_history.record_history("HEAD", str(repo), quick=True, package="toypkg")
+    monkeypatch.chdir(repo)             # from the repository root, as the README shows it
+    report = asv_history.record_history("HEAD", ".", quick=True, package="toypkg")
     assert report.commits == [c1, c2] and report.failed == []
     assert _git(repo, "worktree", "list").count("\n") == 0          # worktrees removed
     assert not _git(repo, "status", "--porcelain")                   # working tree untouched

@@ -225,6 +225,76 @@ def test_feature_names_out():
 
 
 # --------------------------------------------------------------------------------------
+# scikit-learn conventions: init names, nested params, predict on cluster_centers_, defaults
+
+def test_sklearn_init_name_is_kmeans_plus_plus():
+    ours = KMeans(n_clusters=2, init="k-means++", random_state=3).fit(BLOBS)
+    assert ours.result_.init == "kmeans++"
+    same = KMeans(n_clusters=2, init="kmeans++", random_state=3).fit(BLOBS)
+    np.testing.assert_array_equal(ours.cluster_centers_, same.cluster_centers_)
+    assert ours.get_params()["init"] == "k-means++"                    # the parameter stays as given (clone)
+
+
+def test_params_are_nested_parameters():
+    km = KMeans(n_clusters=2, params={"max_passes": 3})
+    deep = km.get_params(deep=True)
+    assert deep["params__max_passes"] == 3 and "params__max_passes" not in km.get_params(deep=False)
+    given = km.params
+    assert km.set_params(params__patience=1, n_iter=4) is km
+    assert km.params == {"max_passes": 3, "patience": 1} and given == {"max_passes": 3}   # a copy, not mutated
+    assert km.n_iter == 4
+    assert KMeans().set_params(params__max_passes=2).params == {"max_passes": 2}
+    assert KMeans().set_params(params={"patience": 2}, params__max_passes=2).params == {"patience": 2,
+                                                                                         "max_passes": 2}
+    with pytest.raises(ValueError, match="params__max_pases"):
+        KMeans().set_params(params__max_pases=2)
+    assert clone(km).get_params(deep=True) == km.get_params(deep=True)
+
+
+def test_grid_search_tunes_heuristic_params_through_a_pipeline():
+    from sklearn.datasets import make_blobs
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, _ = make_blobs(n_samples=120, centers=4, random_state=0)
+    pipe = Pipeline([("scale", StandardScaler()), ("km", KMeans(n_clusters=4, random_state=0))])
+    grid = {"km__params__max_passes": [1, 15], "km__init": ["k-means++", "pg"]}
+    search = GridSearchCV(pipe, grid, cv=2, error_score="raise").fit(X)
+    assert len(search.cv_results_["params"]) == 4
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    best = search.best_estimator_.named_steps["km"]
+    assert best.result_.params["resolve"]["max_passes"] == search.best_params_["km__params__max_passes"]
+    assert best.result_.init == {"k-means++": "kmeans++", "pg": "pg"}[search.best_params_["km__init"]]
+    assert pipe.named_steps["km"].params is None                         # the template is untouched
+
+
+def test_predict_transform_score_follow_cluster_centers():
+    km = KMeans(n_clusters=2, random_state=0).fit(BLOBS)
+    km.cluster_centers_ = km.cluster_centers_[::-1].copy()               # swap the two centres by hand
+    np.testing.assert_array_equal(km.predict(BLOBS), 1 - km.labels_)
+    np.testing.assert_array_equal(km.transform(BLOBS).argmin(1), 1 - km.labels_)
+    km.cluster_centers_ = np.array([[0.0, 0.0], [10.0, 10.0], [100.0, 100.0]])
+    np.testing.assert_array_equal(km.predict([[99.0, 99.0], [1.0, 0.0]]), [2, 0])
+    assert km.score(BLOBS) == pytest.approx(-(0 + 1 + 1 + 0 + 1 + 1))     # squared distances to (0,0)/(10,10)
+    km.cluster_centers_ = np.zeros((2, 3))
+    with pytest.raises(ValueError, match=r"cluster_centers_ must have shape \(n_clusters, 2\)"):
+        km.predict(BLOBS)
+
+
+def test_defaults_are_the_engines():
+    import inspect
+
+    engine = inspect.signature(pgbench.kmeans).parameters
+    ours = inspect.signature(KMeans).parameters
+    shared = set(engine) & set(ours)
+    assert shared == {"init", "resolve", "consolidate", "n_iter", "device", "backend", "dtype", "tol", "params"}
+    assert {name: ours[name].default for name in shared - {"params"}} == \
+        {name: engine[name].default for name in shared - {"params"}}
+    assert engine["init"].default == engine["resolve"].default == "pg"
+
+
+# --------------------------------------------------------------------------------------
 # properties
 
 @st.composite

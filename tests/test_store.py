@@ -1,8 +1,7 @@
-"""The SQLite result store: atomic, idempotent inserts, concurrent writers, spool, export."""
+"""The SQLite result store: atomic, idempotent inserts, concurrent writers, spool (export: test_export)."""
 
 from __future__ import annotations
 
-import csv
 import json
 import multiprocessing as mp
 import random
@@ -11,7 +10,7 @@ import sqlite3
 import pytest
 
 from pgbench import store as store_mod
-from pgbench.store import COLUMN_NAMES, Store, export, read_spool, write_spool
+from pgbench.store import COLUMN_NAMES, Store, read_spool, write_spool
 
 
 def row(case_id: str, suite: str = "s", status: str = "ok", **extra) -> dict:
@@ -104,23 +103,6 @@ def test_spool_round_trip(tmp_path):
         assert st.done_ids() == {"a", "b"} and len(st.trace("a")) == 3
     assert sorted(p.name for p in (tmp_path / "spool").iterdir()) == [".c.123.tmp", "broken.bad"]
     assert list(read_spool(tmp_path)) == []
-
-
-def test_export_csv_and_parquet(tmp_path):
-    with Store(tmp_path) as st:
-        st.add(row("a", rel_error=0.25), trace())
-        st.add(row("b", status="error", error="ValueError: bad"), [])
-        rows = st.rows()
-    export(rows, csv_path=tmp_path / "r.csv", parquet_path=tmp_path / "r.parquet")
-    with open(tmp_path / "r.csv", newline="") as fh:
-        read = list(csv.DictReader(fh))
-    assert list(read[0]) == list(COLUMN_NAMES) and [r["case_id"] for r in read] == ["a", "b"]
-    assert read[1]["error"] == "ValueError: bad" and read[1]["rel_error"] == ""
-    pq = pytest.importorskip("pyarrow.parquet")
-    table = pq.read_table(tmp_path / "r.parquet")
-    assert table.column_names == list(COLUMN_NAMES)
-    assert table.column("rel_error").to_pylist() == [0.25, None]
-    assert json.loads(table.column("n_empty_per_iter")[0].as_py()) == [1, 0, 0]
 
 
 def test_missing_store_is_an_error(tmp_path):

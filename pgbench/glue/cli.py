@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from .. import console
 from ..extras import require
 
 __all__ = ["COMMANDS", "setup", "command", "format_rows"]
@@ -82,7 +83,7 @@ def setup(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: on a loaded machine more threads are often slower)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    console.add_progress(p)
 
 
 def format_rows(rows: list[dict]) -> str:
@@ -125,7 +126,7 @@ def command(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     rows = run_grid(args.model, args.task, args.data, args.methods.split(","), args.presets.split(","),
                     seeds=args.seed, finetune=cfg, results=args.results, cache=args.cache, device=args.device,
-                    progress=not args.no_progress, params=dict(args.param), n_iter=args.n_iter,
+                    progress=console.progress_wanted(args), params=dict(args.param), n_iter=args.n_iter,
                     layers=args.layers, block_sizes=args.block_sizes, n_centroids=args.n_centroids,
                     ipq_stages=args.ipq_stages, stage_epochs=args.stage_epochs)
     print(format_rows(rows))

@@ -157,12 +157,16 @@ class QuantReport:
         return {r.name: r.layer_type for r in self.layers}
 
 
-def model_layers(model: nn.Module, regex: str = "") -> list[tuple[str, nn.Parameter, str]]:
+def model_layers(model: nn.Module, regex: str = "") -> list[tuple[str, torch.Tensor, str]]:
     """(name without ``.weight``, parameter, layer type) of the model's quantizable layers,
-    selected exactly as :func:`pgbench.checkpoints.select_layers` selects a checkpoint's."""
+    selected exactly as :func:`pgbench.checkpoints.select_layers` selects a checkpoint's
+    (with the family of ``model.config.model_type``).  A ``Conv1D`` or fused weight's
+    layer comes as an (out, in) view of its parameter, so writing into it writes the parameter."""
     params = dict(model.named_parameters())
-    ckpt = Checkpoint(Path(type(model).__name__), {n: p.detach() for n, p in params.items()})
-    return [(layer.name, params[layer.param], layer.layer_type) for layer in select_layers(ckpt, regex)]
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    ckpt = Checkpoint(Path(type(model).__name__), {n: p.detach() for n, p in params.items()}, model_type=model_type)
+    return [(layer.name, layer.weight if layer.transposed or layer.rows else params[layer.param], layer.layer_type)
+            for layer in select_layers(ckpt, regex)]
 
 
 def quantize_layer(weight: torch.Tensor, config: LayerConfig, combo: Combination, seed: int = 0,

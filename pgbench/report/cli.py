@@ -6,12 +6,15 @@ Like the rest of the CLI, the only place of the report package that prints.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import sys
 
 from ..extras import require
 from .compare import DEFAULT_METRICS, LOWER_IS_BETTER
 from .tables import DEFAULT_BASELINE
+
+log = logging.getLogger(__name__)
 
 
 def _setup_report(p: argparse.ArgumentParser) -> None:
@@ -33,8 +36,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         store.ingest_spool()                  # cases a killed batch run left behind, as `export` does
     out, info = write_report(args.results, args.out, baseline=args.baseline, suite=args.suite)
     if not info["baseline_found"] and info["cases"]:
-        print(f"pgbench report: baseline '{args.baseline}' not in the results; no paired differences",
-              file=sys.stderr)
+        log.warning("baseline '%s' not in the results; no paired differences", args.baseline)
     extra = "" if info["downstream"] else ", no downstream results"
     print(f"{info['cases']} cases -> {out} ({info['bytes'] / 1e6:.2f} MB{extra})")
     return 0

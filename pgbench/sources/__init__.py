@@ -49,20 +49,47 @@ class Dataset:
 
 
 _SOURCES: dict[str, Heuristic] = {}
+_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {}
+_ID_PARAMS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 _loaded = False
 
 
-def register_source(name: str, params: dict[str, Any] | None = None, summary: str = "") -> Callable:
-    """Decorator registering ``fn(seed, **params) -> Iterator[Dataset]`` as source ``name``."""
+def register_source(name: str, params: dict[str, Any] | None = None, summary: str = "",
+                    check: Callable[[dict[str, Any]], None] | None = None,
+                    id_params: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Callable:
+    """Decorator registering ``fn(seed, **params) -> Iterator[Dataset]`` as source ``name``.
+
+    ``check(bound_params)`` raises ValueError (one line) for values a type check
+    cannot catch; suites call it when they are loaded (:func:`check_params`).
+    ``id_params(bound_params)`` gives what a case id hashes instead of the bound
+    parameters (:func:`id_params`), so a source can add a parameter without changing
+    older ids, or replace a machine-specific value by a portable one.
+    """
 
     def decorate(func: Callable) -> Callable:
         if name in _SOURCES and _SOURCES[name].func is not func:
             raise ValueError(f"data source '{name}' is registered twice.")
         doc = (func.__doc__ or "").strip().splitlines()
         _SOURCES[name] = Heuristic("source", name, func, dict(params or {}), summary or (doc[0] if doc else ""))
+        for hooks, hook in ((_CHECKS, check), (_ID_PARAMS, id_params)):
+            if hook is not None:
+                hooks[name] = hook
         return func
 
     return decorate
+
+
+def check_params(name: str, bound: dict[str, Any]) -> None:
+    """Run source ``name``'s own check on its bound parameters (ValueError, one line)."""
+    get_source(name)
+    if name in _CHECKS:
+        _CHECKS[name](bound)
+
+
+def id_params(name: str, bound: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of source ``name`` that a case id hashes (the bound ones unless it says otherwise)."""
+    get_source(name)
+    return _ID_PARAMS[name](bound) if name in _ID_PARAMS else bound
 
 
 def _load() -> None:
