@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pgbench", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"pgbench {__version__}")
     console.add_verbosity(parser)
-    parser.add_argument("--data", metavar="DIR",
+    parser.add_argument("--data", metavar="DIR", dest="data_root",
                         help=f"data root holding clustering/ and glue/ (default: ${paths.DATA_ENV}, else a "
                              "checkout's ../shared/data)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -108,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.data:   # through the environment, so worker processes and batch jobs see it too
-        os.environ[paths.DATA_ENV] = os.path.abspath(os.path.expanduser(args.data))
+    if args.data_root:   # through the environment, so worker processes and batch jobs see it too
+        os.environ[paths.DATA_ENV] = os.path.abspath(os.path.expanduser(args.data_root))
     try:
         console.configure(args)
     except ValueError as exc:

@@ -140,6 +140,17 @@ def test_cli_data_option_reaches_the_clustering_source(tmp_path, monkeypatch, ca
     assert "toy" in capsys.readouterr().out
 
 
+def test_a_subcommand_option_named_data_is_not_the_data_root(monkeypatch):
+    """`glue --data X` is the GLUE folder, not the global `--data` (argparse shares one namespace)."""
+    monkeypatch.delenv(paths.DATA_ENV, raising=False)
+    from pgbench.cli import build_parser
+
+    args = build_parser().parse_args(["glue", "--model", "m", "--task", "SST-2", "--data", "/x/glue"])
+    assert args.data == "/x/glue" and args.data_root is None
+    args = build_parser().parse_args(["--data", "/x", "list"])
+    assert args.data_root == "/x"
+
+
 def test_data_substitution_in_a_suite(tmp_path, monkeypatch):
     monkeypatch.setenv(paths.DATA_ENV, str(tmp_path))
     (tmp_path / "glue").mkdir()
