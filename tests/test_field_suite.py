@@ -5,7 +5,8 @@ from __future__ import annotations
 import tomllib
 
 from pgbench.cli import main
-from pgbench.suite import builtin_suites, expand, load_suite
+from pgbench.cases import expand
+from pgbench.suite import builtin_suites, load_suite
 
 NEW = {"kmeans-parallel": ("kmeans-parallel", "sklearn"), "afkmc2": ("afkmc2", "sklearn"),
        "kmeans++-plain": ("kmeans++", "sklearn"), "restart": ("fairseq", "restart")}
