@@ -175,10 +175,10 @@ def test_kmeans_parallel_no_local_lloyd_returns_candidates():
 
 
 def test_kmeans_parallel_weights_equal_duplicates_in_distribution():
-    """One Bernoulli draw per point: equal in law, not draw for draw (the KS test over 300 seeds)."""
+    """One Bernoulli draw per point: equal in law, not draw for draw (the KS test over 200 seeds)."""
     X, w = two_groups()
     Xd, wd = duplicated(X, w)
-    seeds = range(300)
+    seeds = range(200)
     weighted = [potential(X, w, kmeans_parallel(X, w, 3, gen(s)).centroids) for s in seeds]
     copies = [potential(X, w, kmeans_parallel(Xd, wd, 3, gen(s)).centroids) for s in seeds]
     ignored = [potential(X, w, kmeans_parallel(X, torch.ones(25), 3, gen(s)).centroids) for s in seeds]
