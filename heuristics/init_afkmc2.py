@@ -33,7 +33,7 @@ first state (m + 1 samples where the paper has m), redraws a first state that is
 already chosen index, skips proposals that are chosen indices, and never leaves a
 state at distance 0, so on data with duplicate points a chain that starts on a
 copy of a centre keeps it; it ignores sample weights.  On data without duplicates
-the two agree in distribution when faiss's length is m - 1 (tests/test_field.py
+the two agree in distribution when faiss's length is m - 1 (tests/test_field_seeding.py
 runs both).
 
 Draws from the run's generator: one uniform for c1, then per centre m for the
@@ -72,7 +72,8 @@ def _chain(pi, q, u):
 
 
 @register("init", "afkmc2", params=[
-    Int("chain_length", 200, low=1, help="m: samples per Markov chain, the first state and m - 1 proposals (paper: 200)"),
+    Int("chain_length", 200, low=1,
+        help="m: samples per Markov chain, the first state and m - 1 proposals (paper: 200)"),
 ], summary="assumption-free k-MC^2 (Bachem et al. 2016): Markov-chain k-means++ seeding, chains of 200")
 def init_afkmc2(X, weights, k, rng, *, chain_length):
     w = weights.double()

@@ -31,12 +31,12 @@ follows cuML:
    cluster left without candidates moves to a candidate drawn uniformly, as
    Spark does; ``n_local_iter = 0`` skips them; cuML runs a full weighted k-means
    there).  Spark draws one candidate per step; by default each step here draws
-   ``local_trials`` = 2 + floor(ln k) and keeps the one that lowers the weighted
+   ``n_local_trials`` = 2 + floor(ln k) and keeps the one that lowers the weighted
    potential most (greedy, as cuVS's ``kmeansPlusPlus`` and scikit-learn do).
    Measured against greedy k-means++ after 15 Lloyd iterations (mean of 3
    seeds): Spark's single draw ended 1.5x above it on s1 and a1 and 6.5x on
    dim032, the greedy draw at most 1.044x on those and four more of the field
-   suite's sets (blobs, high_dim, unbalance, layer_weights); ``local_trials = 1``
+   suite's sets (blobs, high_dim, unbalance, layer_weights); ``n_local_trials = 1``
    is Spark's rule;
 5. k or fewer distinct candidates: Spark returns fewer than k centres and cuML
    fills the rest with uniformly random points; here every candidate is kept and
@@ -150,23 +150,25 @@ def _local_lloyd(P, mass, C, n_iter, rng):
     Real("oversampling_factor", 2.0, low=0, closed="neither",
          help="l / k: expected candidates per round, as a multiple of k (Spark and cuML: 2)"),
     Int("n_rounds", 2, low=1, help="oversampling rounds (Spark's initializationSteps: 2)"),
-    Int("n_local_iter", 30, low=0, help="weighted Lloyd iterations on the candidates after the local k-means++ (Spark: 30)"),
-    Int("local_trials", None, low=1, none=True,
+    Int("n_local_iter", 30, low=0,
+        help="weighted Lloyd iterations on the candidates after the local k-means++ (Spark: 30)"),
+    Int("n_local_trials", None, low=1, none=True,
         help="draws per local k-means++ step, the best kept; None: 2 + floor(ln k), greedy (cuML); Spark: 1"),
-], summary="k-means|| (Bahmani et al. 2012): 2 rounds of l = 2k oversampling, local k-means++ on the weighted candidates (Spark MLlib)")
-def init_kmeans_parallel(X, weights, k, rng, *, oversampling_factor, n_rounds, n_local_iter, local_trials):
+], summary="k-means|| (Bahmani et al. 2012): 2 rounds of l = 2k oversampling (Spark MLlib), "
+           "greedy k-means++ and Lloyd on the weighted candidates")
+def init_kmeans_parallel(X, weights, k, rng, *, oversampling_factor, n_rounds, n_local_iter, n_local_trials):
     w = weights.double()
     drawn, rounds = _oversample(X, w, k, rng, oversampling_factor, n_rounds)
     cand = _distinct(X, drawn)
     c = cand.numel()
     info = {"n_rounds": rounds, "n_candidates": int(drawn.numel()), "n_distinct_candidates": c,
-            "n_filled": max(k - c, 0), "n_filled_duplicates": 0, "n_local_iter": 0}
+            "n_filled": max(k - c, 0), "n_filled_duplicates": 0, "n_local_trials": 0, "n_local_iter": 0}
     if c > k:
         P = X[cand]
         labels, _ = torch_assign(X, P)                                       # (n,) nearest candidate
         mass = segment_sums(labels, w[:, None], c)[:, 0]                     # (c,)
         first = weighted_draws(mass, 1, rng)
-        trials = local_trials if local_trials is not None else 2 + int(math.log(k))
+        trials = info["n_local_trials"] = n_local_trials if n_local_trials is not None else 2 + int(math.log(k))
         rest, _ = _d2_draws(P, mass, ((P - P[first]) ** 2).sum(1).double(), k - 1, rng, trials)
         C = P[torch.cat([first, rest])].clone()                              # (k, d)
         C, info["n_local_iter"] = _local_lloyd(P, mass, C, n_local_iter, rng)

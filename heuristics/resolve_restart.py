@@ -44,7 +44,8 @@ from pgbench.state import ResolveOutcome
     Real("min_size", 0.0, low=0,
          help="restart every cluster whose weight mass is below this; 0: empty clusters only"),
 ], when="after_update",
-   summary="dead-code restart: every empty (or lighter than min_size) cluster re-seeded on a random point (VQ codebooks)")
+   summary="dead-code restart: every empty (or lighter than min_size) cluster re-seeded on a random "
+           "point (VQ codebooks)")
 def resolve_restart(state, rng, *, min_size):
     empty = state.counts == 0                                               # (k,)
     dead = torch.nonzero((state.sizes <= 0) | (state.sizes < min_size)).flatten()

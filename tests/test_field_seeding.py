@@ -135,7 +135,7 @@ def test_kmeans_parallel_far_outlier_gets_its_own_centre():
         assert bool((C == 1e6).all(1).any())                    # alone in its cluster, so exactly there
 
 
-def test_kmeans_parallel_local_trials_none_is_greedy_and_one_is_spark(monkeypatch):
+def test_kmeans_parallel_n_local_trials_none_is_greedy_and_one_is_spark(monkeypatch):
     X = synthetic.gaussian_mixture(1000, 2, 8, seed=0)
     k = 20
     seen = []
@@ -148,9 +148,9 @@ def test_kmeans_parallel_local_trials_none_is_greedy_and_one_is_spark(monkeypatc
     for trials, want in ((None, 2 + int(math.log(k))), (1, 1), (3, 3)):
         seen.clear()
         monkeypatch.setattr(torch, "cdist", spy)
-        out = kmeans_parallel(X, torch.ones(1000), k, gen(0), local_trials=trials)
+        out = kmeans_parallel(X, torch.ones(1000), k, gen(0), n_local_trials=trials)
         monkeypatch.undo()
-        assert out.info["n_distinct_candidates"] > k
+        assert out.info["n_distinct_candidates"] > k and out.info["n_local_trials"] == want
         assert seen == [want] * (k - 1)
 
 
