@@ -38,7 +38,7 @@ def test_bad_points_are_one_line_value_errors(blobs, bad, message):
     ({"k": 0}, "at least 1"),
     ({"k": 601}, "larger than the number of points"),
     ({"k": 2.5}, "integer"),
-    ({"k": 4, "init": "nope"}, r"unknown init heuristic 'nope' \(known: bisecting, fairseq"),
+    ({"k": 4, "init": "nope"}, r"unknown init heuristic 'nope' \(known: afkmc2, bisecting, fairseq"),
     ({"k": 4, "resolve": "nope"}, "unknown resolve heuristic 'nope'"),
     ({"k": 4, "consolidate": "nope"}, "unknown consolidate heuristic 'nope'"),
     ({"k": 4, "resolve": "fairseq", "patience": 3}, "parameter 'patience' is not taken"),

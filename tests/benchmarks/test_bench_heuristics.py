@@ -51,7 +51,7 @@ def test_method(benchmark, record, data, name, method):
                 if name != "duplicates":
                     assert s.rounds == s.n_resolved
     # one-shot resolvers spend one pass per iteration that had empty clusters
-    if resolve in ("sklearn", "faiss"):
+    if resolve in ("sklearn", "faiss", "restart"):
         assert result.rounds_total == sum(1 for s in result.trace if s.n_empty_assigned)
 
 
