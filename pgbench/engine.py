@@ -6,7 +6,9 @@ One iteration is::
     resolve, if it runs before the update         -> n_resolved, rounds
     centroid update (weighted means; a cluster with no points keeps its centroid)
     resolve, if it runs after the update (faiss)
-    trace record (seconds per phase, inertia at the assignment)
+    trace record (seconds per phase, inertia at the assignment, and the
+    resolver's work: resolve_distance_evals and resolve_assign_passes, the
+    growth of the state's counters during the resolver call)
 
 Overflow: the inputs are checked at the boundary so that no squared distance
 can overflow the dtype (:func:`pgbench.validation.check_scale`), and heuristic
@@ -20,9 +22,12 @@ There is no convergence test by default: like fairseq's EM the loop runs exactly
 ``n_iter`` iterations unless a resolver stops it (fairseq's
 EmptyClusterResolveError, recorded as status ``stopped``) or ``tol`` is given.
 After the loop a last assignment gives the final labels and the final empty
-count.  With a consolidation, k-means runs on the consolidated weighted points
-and the labels are mapped back to the original points at the end, so every
-member of a dense group shares its representative's centroid.
+count (the empties of the loop's own last assignment, which fairseq returns,
+are kept as ``n_empty_last_assignment``).  With a consolidation, k-means runs on
+the consolidated weighted points and the labels are mapped back to the original
+points at the end, so every member of a dense group shares its representative's
+centroid.  With ``max_points_per_centroid`` it iterates on faiss's random
+subsample of those points, and the last assignment covers them all.
 """
 
 from __future__ import annotations

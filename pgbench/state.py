@@ -107,8 +107,9 @@ class KMeansState:
 
         Updates ``labels``, ``sq_dists``, ``counts``, ``sizes`` and
         ``n_empty_at_assignment``; costs one pass over the data and counts in
-        ``n_assignments`` (and n * k in ``n_distance_evals``).  Raises :class:`NonFiniteError` when a
-        point gets no finite squared distance (see the module docstring).
+        ``n_assignments`` (and n * k in ``n_distance_evals``).  Raises
+        :class:`NonFiniteError` when a point gets no finite squared distance (see
+        the module docstring).
         """
         labels, sq_dists = self.assign(self.X, self.centroids)
         lost = (labels < 0) | ~torch.isfinite(sq_dists)

@@ -164,8 +164,9 @@ class Store(SQLiteFile):
                                      values)
             inserted = cur.rowcount == 1
             if inserted:
+                trace_marks = ", ".join("?" * len(TRACE_NAMES))
                 self._conn.executemany(
-                    f"INSERT OR IGNORE INTO trace ({', '.join(TRACE_NAMES)}) VALUES ({', '.join('?' * len(TRACE_NAMES))})",
+                    f"INSERT OR IGNORE INTO trace ({', '.join(TRACE_NAMES)}) VALUES ({trace_marks})",
                     [[row["case_id"]] + [_plain(t.get(n)) for n in TRACE_NAMES[1:]] for t in trace])
         return inserted
 

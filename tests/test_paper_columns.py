@@ -33,7 +33,8 @@ def test_consolidation_columns(rows):
     assert full["eps_final"] is not None and full["eps_final"] > 0
     assert full["n_train"] == full["n"] - full["n_consolidated_points"] + full["n_groups"]
     plain, _ = rows["pg"]
-    assert (plain["n_points"], plain["n_consolidated_points"], plain["n_groups"], plain["eps_final"]) == (1000, 0, 0, None)
+    consolidation = (plain["n_points"], plain["n_consolidated_points"], plain["n_groups"], plain["eps_final"])
+    assert consolidation == (1000, 0, 0, None)
 
 
 def test_subsample_and_last_assignment_columns(rows):
