@@ -13,7 +13,7 @@ from . import common
 def _centroids_with_empties(X: torch.Tensor, k: int, n_copies: int) -> torch.Tensor:
     """k distinct data points as centroids (k, d), the last ``n_copies`` copies of the first ones.
 
-    Ties go to the lowest centroid index in both assignment backends, so the copies
+    Ties go to the lowest centroid index in every assignment backend, so the copies
     start empty: every resolver sees ``n_copies`` empty clusters (more on data with
     duplicate points).
     """

@@ -12,8 +12,9 @@ from pgbench.testing import expected_failures
 
 
 @expected_failures(weights_as_duplicates=(
-    "draws k distinct samples: several copies of one point can be drawn, a weighted point "
-    "only once (as scikit-learn's random init)"))
+    "random by design: draws k distinct samples by weight (scikit-learn's random init), so several "
+    "copies of one point can be drawn, a weighted point only once; only the first draw has the same "
+    "law in both forms, which tests/test_weights_property.py tests"))
 @register("init", "random", summary="k distinct points without replacement")
 def init_random(X, weights, k, rng):
     n = X.shape[0]

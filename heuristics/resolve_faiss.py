@@ -29,8 +29,9 @@ _BLOCK = 4096  # uniform draws per vectorised scan block (one draw per visit, in
 
 
 @expected_failures(weights_as_duplicates=(
-    "the donor probability (size - 1) / (n - k) mixes weight mass with the point count n, as "
-    "faiss's weighted k-means does"))
+    "random donors, as faiss's weighted k-means (tests/test_differential.py runs it): the acceptance "
+    "probability (size - 1) / (n - k) mixes weight mass with the point count n; "
+    "tests/test_weights_property.py tests the property with a forced donor"))
 @register("resolve", "faiss", params=[
     Real("eps", 1.0 / 1024, low=0, high=1, closed="left",
          help="relative split perturbation, coordinates scaled by 1 +- eps (below 1: signs kept)"),

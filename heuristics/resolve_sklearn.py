@@ -23,8 +23,10 @@ from pgbench.testing import expected_failures
 
 
 @expected_failures(weights_as_duplicates=(
-    "relocates onto the n_empty farthest samples: copies of one far point fill several empty "
-    "clusters, a weighted point one (as scikit-learn)"))
+    "as scikit-learn (tests/test_differential.py runs it): relocation moves the n_empty farthest "
+    "samples with their whole weight, so copies of one far point fill several empty clusters and a "
+    "weighted point one; tests/test_weights_property.py tests the property where the relocated "
+    "points weigh 1"))
 @register("resolve", "sklearn", summary="relocate empty clusters onto the points farthest from their centre (scikit-learn)")
 def resolve_sklearn(state, rng):
     empty = torch.nonzero(state.sizes == 0).flatten()      # scikit-learn: zero accumulated weight

@@ -1,9 +1,17 @@
-"""Nearest-centroid assignment backends: chunked torch (CPU and CUDA) and faiss.
+"""Nearest-centroid assignment backends: chunked torch and direct (CPU and CUDA), and faiss.
 
-Both return ``labels`` (n,) int64 and ``sq_dists`` (n,) squared L2 distances, and
-neither materialises the full (n, k) distance matrix: torch works in row chunks of
-``||x||^2 - 2 x.c + ||c||^2`` sized to a byte budget, faiss runs an exact flat L2
-search.  Ties go to the lowest centroid index in both (argmin / faiss ordering).
+Each returns ``labels`` (n,) int64 and ``sq_dists`` (n,) squared L2 distances, and
+none materialises the full (n, k) distance matrix: ``torch`` works in row chunks of
+``||x||^2 - 2 x.c + ||c||^2`` sized to a byte budget, ``faiss`` runs an exact flat L2
+search, and ``direct`` computes fairseq's E-step itself, ``||x - c||_2`` from the
+coordinate differences (``pq/em.py::EM.compute_distances``:
+``(W[None, :, :] - C[:, :, None]).norm(p=2, dim=1)`` then ``argmin`` over the
+centroids), in row chunks.  ``direct`` costs about as much as ``torch`` on a CPU
+(measured on 147,456 x 4, k = 3072, one thread: 1.0 s against 1.3 s; faiss 0.08 s)
+and is the only one that does not lose the small differences the expanded
+formula cancels: fairseq's +-1e-6 splits of centroids far from the origin are
+decided as fairseq decides them.  Ties go to the lowest centroid index in all
+three (argmin / faiss ordering).
 
 Default per device (measured on a 589,824 x 4, k=3072 layer-shaped set on a
 2-core CPU: faiss-cpu 0.12 s per assignment, torch 0.83 s): ``faiss`` on CPU when
@@ -18,7 +26,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-BACKENDS = ("torch", "faiss")
+BACKENDS = ("torch", "faiss", "direct")
 
 # Bytes of distance matrix per chunk: small on CPU to stay in cache, large on GPU.
 _CHUNK_BYTES = {"cpu": 3 * 2**20, "cuda": 512 * 2**20}
@@ -82,6 +90,29 @@ def torch_assign(X: torch.Tensor, C: torch.Tensor, chunk_rows: int | None = None
     return labels, sq.clamp_(min=0)
 
 
+def direct_assign(X: torch.Tensor, C: torch.Tensor, chunk_rows: int | None = None):
+    """fairseq's exact assignment: argmin over centroids of ``||x - c||_2`` from the differences.
+
+    X : (n, d), C : (k, d) on the same device.  ``torch.cdist`` with
+    ``compute_mode="donot_use_mm_for_euclid_dist"`` forms every x - c and its
+    2-norm, as fairseq's ``(W[None, :, :] - C[:, :, None]).norm(p=2, dim=1)`` does
+    (without fairseq's (k, d, n) temporary), in chunks of rows whose (rows, k)
+    distances fit the byte budget; ``argmin`` takes the first index on a tie, as
+    fairseq's does.  Returns labels (n,) int64 and the squared distances (n,) to the
+    chosen centroids, summed from the differences.
+    """
+    n, k = X.shape[0], C.shape[0]
+    if chunk_rows is None:
+        budget = _CHUNK_BYTES.get(X.device.type, _CHUNK_BYTES["cpu"])
+        chunk_rows = max(64, budget // (max(k, 1) * X.element_size()))
+    labels = torch.empty(n, dtype=torch.int64, device=X.device)
+    for start in range(0, n, chunk_rows):
+        dist = torch.cdist(X[start:start + chunk_rows], C, compute_mode="donot_use_mm_for_euclid_dist")  # (m, k)
+        labels[start:start + chunk_rows] = torch.argmin(dist, dim=1)
+    sq = ((X - C[labels]) ** 2).sum(1)
+    return labels, sq
+
+
 class FaissAssign:
     """Exact flat-L2 assignment with faiss; the (n, d) float32 array is prepared once."""
 
@@ -112,7 +143,7 @@ def make_assign(backend: str, X: torch.Tensor) -> Callable:
     """An ``assign(X, C) -> (labels, sq_dists)`` callable for ``X``'s device."""
     if backend == "faiss":
         return FaissAssign(X)
-    return torch_assign
+    return direct_assign if backend == "direct" else torch_assign
 
 
 def segment_sums(labels: torch.Tensor, values: torch.Tensor, k: int, method: str | None = None) -> torch.Tensor:

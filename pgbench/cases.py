@@ -10,8 +10,9 @@ problem (a missing file, a regex that matches nothing, ``k > n``) is reported as
 A case's id is the sha256 of the canonical JSON (sorted keys, no spaces) of
 everything that decides its outcome: suite name, source and its bound parameters,
 data set, data seed and seed, heuristic names with every bound parameter, n_iter,
-device, backend, dtype, tol and k.  Labels, timeouts and library versions are not
-part of it, so re-running a suite skips what is already stored.
+device, backend, dtype, tol and k (and max_points_per_centroid, when a method sets
+it).  Labels, timeouts and library versions are not part of it, so re-running a
+suite skips what is already stored.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class Case:
     n: int
     d: int
     imports: tuple[str, ...] = ()
+    max_points_per_centroid: int | None = None
     case_id: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -74,6 +76,8 @@ class Case:
         """The fields hashed into the id (``source_params`` as :func:`pgbench.sources.id_params` gives them)."""
         fields = {name: getattr(self, name) for name in ID_FIELDS}
         fields["source_params"] = sources.id_params(self.source, self.source_params)
+        if self.max_points_per_centroid is not None:   # only when set: every other case keeps its id
+            fields["max_points_per_centroid"] = self.max_points_per_centroid
         return fields
 
     @property
@@ -187,8 +191,9 @@ def expand(suite: Suite) -> Expansion:
                             source_params=source.params, dataset=name, data_seed=data_seed, seed=seed,
                             init=m.init, resolve=m.resolve, consolidate=m.consolidate, params=m.params,
                             engine_params=m.engine_params, n_iter=suite.n_iter, device=suite.device,
-                            backend=suite.backend, dtype=suite.dtype, tol=suite.tol, k=k,
-                            timeout=source.timeout or suite.timeout, n=n, d=d, imports=suite.imports)
+                            backend=m.backend or suite.backend, dtype=suite.dtype, tol=suite.tol, k=k,
+                            timeout=source.timeout or suite.timeout, n=n, d=d, imports=suite.imports,
+                            max_points_per_centroid=m.max_points_per_centroid)
                 if case.case_id in seen:
                     other = seen[case.case_id]
                     raise SuiteError(f"{suite.path}: method '{m.label}' on '{source.label}' data set '{name}' "

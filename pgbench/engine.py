@@ -6,7 +6,9 @@ One iteration is::
     resolve, if it runs before the update         -> n_resolved, rounds
     centroid update (weighted means; a cluster with no points keeps its centroid)
     resolve, if it runs after the update (faiss)
-    trace record (seconds per phase, inertia at the assignment)
+    trace record (seconds per phase, inertia at the assignment, and the
+    resolver's work: resolve_distance_evals and resolve_assign_passes, the
+    growth of the state's counters during the resolver call)
 
 Overflow: the inputs are checked at the boundary so that no squared distance
 can overflow the dtype (:func:`pgbench.validation.check_scale`), and heuristic
@@ -20,9 +22,12 @@ There is no convergence test by default: like fairseq's EM the loop runs exactly
 ``n_iter`` iterations unless a resolver stops it (fairseq's
 EmptyClusterResolveError, recorded as status ``stopped``) or ``tol`` is given.
 After the loop a last assignment gives the final labels and the final empty
-count.  With a consolidation, k-means runs on the consolidated weighted points
-and the labels are mapped back to the original points at the end, so every
-member of a dense group shares its representative's centroid.
+count (the empties of the loop's own last assignment, which fairseq returns,
+are kept as ``n_empty_last_assignment``).  With a consolidation, k-means runs on
+the consolidated weighted points and the labels are mapped back to the original
+points at the end, so every member of a dense group shares its representative's
+centroid.  With ``max_points_per_centroid`` it iterates on faiss's random
+subsample of those points, and the last assignment covers them all.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from typing import Any
 import torch
 
 from . import backends, registry
-from .params import Real
+from .params import Int, Real
 from .result import IterationStats, KMeansResult
 from .state import Consolidation, KMeansState, NonFiniteError, ResolveOutcome
 from .validation import (as_device, as_dtype, as_points, as_seed, as_weights, check_k,
@@ -91,6 +96,7 @@ def _iteration(state: KMeansState, it: int, resolver: registry.Heuristic, params
     t1 = time.perf_counter()
     seconds_resolve = 0.0
     res = None
+    passes, evals = state.n_assignments, state.n_distance_evals      # the resolver's work is the difference
     if resolver.when == "before_update":
         res = resolver.func(state, rng, **params)
         _sync(dev)
@@ -110,16 +116,35 @@ def _iteration(state: KMeansState, it: int, resolver: registry.Heuristic, params
         raise NonFiniteError(f"{bad} of {state.k} centroids became non-finite after resolver '{resolver.name}' "
                              "and the update")
     return IterationStats(it, n_empty, res.n_left, res.n_resolved, res.rounds, res.gave_up,
-                          t1 - t0, seconds_resolve, seconds_update, inertia), res
+                          t1 - t0, seconds_resolve, seconds_update, inertia,
+                          state.n_distance_evals - evals, state.n_assignments - passes), res
 
 
 _TOL = Real("tol", None, low=0, none=True)
+_MAX_POINTS = Int("max_points_per_centroid", None, low=1, none=True)
+
+
+def _subsample(points: torch.Tensor, weights: torch.Tensor, k: int, max_points_per_centroid: int | None,
+               rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """faiss's training subsample: at most k * max_points_per_centroid of the (m, d) points.
+
+    As ``faiss/impl/ClusteringHelpers.cpp::subsample_training_set``: when there are
+    more, a random permutation of all points (from the run's generator) and its
+    first k * max_points_per_centroid entries, in permutation order, weights with
+    them.  Otherwise the points themselves (and nothing is drawn).
+    """
+    m = points.shape[0]
+    if max_points_per_centroid is None or m <= k * max_points_per_centroid:
+        return points, weights
+    keep = torch.randperm(m, generator=rng)[:k * max_points_per_centroid].to(points.device)
+    return points[keep], weights[keep]
 
 
 def kmeans(X: Any, k: int, init: Any = "pg", resolve: str = "pg",
            consolidate: str | None = None, n_iter: int = 15, seed: int = 0,
            device: str = "cpu", sample_weight: Any = None, backend: str | None = None,
-           dtype: Any = "float32", tol: float | None = None, **params: Any) -> KMeansResult:
+           dtype: Any = "float32", tol: float | None = None, max_points_per_centroid: int | None = None,
+           **params: Any) -> KMeansResult:
     """Run instrumented k-means with the named heuristics.
 
     Parameters
@@ -136,9 +161,15 @@ def kmeans(X: Any, k: int, init: Any = "pg", resolve: str = "pg",
         same seed on the same device gives identical output
     device : "cpu", "cuda" or "cuda:N"
     sample_weight : array-like (n,) of non-negative weights, or None
-    backend : "torch" or "faiss" assignment; None picks the faster for the device
+    backend : "torch", "faiss" or "direct" assignment (:mod:`pgbench.backends`);
+        None picks the faster of torch and faiss for the device
     dtype : "float32" (default) or "float64"
     tol : stop early once the summed squared centroid shift is <= tol (None: never)
+    max_points_per_centroid : None (default) iterates on all points; an integer
+        m makes k-means train, as faiss's ``Clustering`` does, on a random
+        subsample of at most k * m points (drawn once, after any consolidation
+        and before the init); the final labels, empties and inertia are then
+        computed on every point.  faiss's own default is 256.
     **params : heuristic parameters, each routed to the selected heuristics that
         declare it (see ``python -m pgbench list``)
 
@@ -159,6 +190,10 @@ def kmeans(X: Any, k: int, init: Any = "pg", resolve: str = "pg",
         tol = _TOL.check(tol)
     except ValueError as exc:
         raise ValueError(f"tol {exc}.") from None
+    try:
+        max_points_per_centroid = _MAX_POINTS.check(max_points_per_centroid)
+    except ValueError as exc:
+        raise ValueError(f"max_points_per_centroid {exc}.") from None
     backend = backend or backends.default_backend(dev, dt)
     backends.check_backend(backend, dev, dt)
 
@@ -185,12 +220,16 @@ def kmeans(X: Any, k: int, init: Any = "pg", resolve: str = "pg",
     # consolidation: k-means then runs on (m, d) weighted points
     members = None
     consolidate_info: dict[str, Any] = {}
+    n_groups = n_consolidated_points = 0
     t0 = time.perf_counter()
     points, point_weights = Xt, weights
     if consolidate is not None:
         merged: Consolidation = selected["consolidate"].func(Xt, weights, k, rng, **bound["consolidate"])
         points, point_weights, members = merged.X, merged.weights, merged.members
         consolidate_info = merged.info
+        group_sizes = torch.bincount(members)
+        n_groups = int((group_sizes > 1).sum())
+        n_consolidated_points = int(group_sizes[group_sizes > 1].sum())
         if points.shape[0] < k:
             raise RuntimeError(f"consolidation '{consolidate}' left {points.shape[0]} points for k={k}.")
         if not bool(torch.isfinite(points).all()):
@@ -198,19 +237,21 @@ def kmeans(X: Any, k: int, init: Any = "pg", resolve: str = "pg",
     _sync(dev)
     seconds_consolidate = time.perf_counter() - t0
 
+    train, train_weights = _subsample(points, point_weights, k, max_points_per_centroid, rng)
+
     t0 = time.perf_counter()
     if explicit_init is not None:
         centroids, init_name, init_info = explicit_init.clone(), "explicit", {}
     else:
-        outcome = selected["init"].func(points, point_weights, k, rng, **bound["init"])
+        outcome = selected["init"].func(train, train_weights, k, rng, **bound["init"])
         centroids, init_name, init_info = outcome.centroids.to(dev, dt).contiguous(), init, outcome.info
         if not bool(torch.isfinite(centroids).all()):
             raise RuntimeError(f"init heuristic '{init}' returned non-finite centroids.")
     _sync(dev)
     seconds_init = time.perf_counter() - t0
 
-    assign = backends.make_assign(backend, points)
-    state = KMeansState(points, point_weights, centroids, assign)
+    assign = backends.make_assign(backend, train)
+    state = KMeansState(train, train_weights, centroids, assign)
     trace: list[IterationStats] = []
     stopped, diverged = False, ""
     good = None                      # centroids an iteration's first assignment succeeded with
@@ -238,9 +279,13 @@ def kmeans(X: Any, k: int, init: Any = "pg", resolve: str = "pg",
         if tol is not None and float(((state.centroids - start) ** 2).sum()) <= tol:
             break
 
+    last_in_loop = state.n_empty_at_assignment if trace else None
     # final assignment of the (consolidated) points with the final centroids
-    state.reassign()
-    labels, sq = state.labels, state.sq_dists
+    if train is points:
+        state.reassign()
+        labels, sq = state.labels, state.sq_dists
+    else:
+        labels, sq = backends.make_assign(backend, points)(points, state.centroids)
     if members is not None:
         labels = labels[members]
         sq = ((Xt - state.centroids[labels]) ** 2).sum(1)
@@ -270,4 +315,5 @@ def kmeans(X: Any, k: int, init: Any = "pg", resolve: str = "pg",
         params={stage: dict(p) for stage, p in bound.items()}, seed=seed, device=str(dev),
         backend=backend, seconds_consolidate=seconds_consolidate, seconds_init=seconds_init,
         seconds_total=time.perf_counter() - started, init_info=init_info,
-        consolidate_info=consolidate_info)
+        consolidate_info=consolidate_info, n_empty_last_assignment=last_in_loop, n_train=int(train.shape[0]),
+        n_consolidated_points=n_consolidated_points, n_groups=n_groups)

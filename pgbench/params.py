@@ -8,7 +8,7 @@ shows them.  In the spirit of scikit-learn's ``Interval`` / ``StrOptions``::
     Int("max_passes", 15, low=0, help="passes of Algorithm 2 per iteration")
     Real("c_sd", 0.8, low=0, high=1, closed="neither", help="eps shrink factor of Eq. 2")
     Real("dwc_eps", None, low=0, none=True, help="initial eps; None: automatic")
-    Choice("dwc_weighting", "sum", ("sum", "single"), help="weight of a dense group's representative")
+    Choice("dwc_weighting", "single", ("single", "sum"), help="weight of a dense group's representative")
     Flag("truth", True, help="yield the true centres")
 
 * ``Int`` takes Python / numpy integers (never ``bool``) and always fits in a

@@ -73,7 +73,7 @@ STAGES = ("init", "resolve", "consolidate")
 #: arguments of ``pgbench.kmeans`` itself: a heuristic parameter with one of these
 #: names could never be set, so registering one is refused
 RESERVED_PARAMS = frozenset({"X", "k", "init", "resolve", "consolidate", "n_iter", "seed", "device",
-                             "sample_weight", "backend", "dtype", "tol"})
+                             "sample_weight", "backend", "dtype", "tol", "max_points_per_centroid"})
 RESOLVE_TIMINGS = ("before_update", "after_update")
 #: positional arguments every hook of a stage takes before its keyword-only parameters
 POSITIONAL = {"init": 4, "resolve": 2, "consolidate": 4}

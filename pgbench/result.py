@@ -20,6 +20,13 @@ class IterationStats:
     n_resolved : clusters the resolver fixed; rounds : its resolution rounds
     gave_up : the resolver hit its bound; seconds_* : wall time per phase
     inertia : sum of weighted squared distances at the assignment step
+    resolve_distance_evals : distance evaluations the resolver performed beyond
+        the iteration's assignment step (measured by the engine from
+        ``KMeansState.n_distance_evals``: n * k per full re-assignment, plus what
+        the resolver counted itself; 0 for a resolver that reuses the
+        assignment's distances)
+    resolve_assign_passes : full assignment passes the resolver ran
+        (``state.reassign()`` calls)
     """
 
     iteration: int
@@ -32,6 +39,8 @@ class IterationStats:
     seconds_resolve: float
     seconds_update: float
     inertia: float
+    resolve_distance_evals: int = 0
+    resolve_assign_passes: int = 0
 
 
 @dataclass
@@ -48,6 +57,17 @@ class KMeansResult:
     or ``diverged`` (centroids or distances overflowed the dtype, see
     :mod:`pgbench.engine`; the run ended with the last centroids an assignment
     succeeded with, so centroids, labels and inertia are still finite).
+    n_empty_last_assignment : empty clusters after the last assignment made
+        inside the loop (the iteration's own, or the resolver's last
+        re-assignment): the assignment fairseq's ``PQ.encode`` returns, where
+        ``n_empty_final`` counts one more assignment after the last update;
+        None when no iteration ran.
+    n_train : points k-means iterated on (after consolidation and the
+        ``max_points_per_centroid`` subsample); labels and inertia always cover
+        every original point.
+    n_consolidated_points, n_groups : original points a consolidation merged
+        into groups of two or more, and the number of such groups (recounted by
+        the engine from the consolidation's ``members``; 0 without one).
     """
 
     centroids: torch.Tensor
@@ -71,6 +91,20 @@ class KMeansResult:
     seconds_total: float = 0.0
     init_info: dict[str, Any] = field(default_factory=dict)
     consolidate_info: dict[str, Any] = field(default_factory=dict)
+    n_empty_last_assignment: int | None = None
+    n_train: int | None = None
+    n_consolidated_points: int = 0
+    n_groups: int = 0
+
+    @property
+    def resolve_distance_evals(self) -> int:
+        """Distance evaluations of the resolver, summed over the iterations run."""
+        return sum(s.resolve_distance_evals for s in self.trace)
+
+    @property
+    def resolve_assign_passes(self) -> int:
+        """Full assignment passes of the resolver, summed over the iterations run."""
+        return sum(s.resolve_assign_passes for s in self.trace)
 
     @property
     def n_empty_initial(self) -> int:
@@ -92,7 +126,8 @@ class KMeansResult:
             "init": self.init, "resolve": self.resolve, "consolidate": self.consolidate,
             "status": self.status, "n_iter": self.n_iter, "k": self.k,
             "n_empty_initial": self.n_empty_initial, "n_empty_final": self.n_empty_final,
-            "rounds_total": self.rounds_total, "inertia": self.inertia,
+            "rounds_total": self.rounds_total, "resolve_distance_evals": self.resolve_distance_evals,
+            "resolve_assign_passes": self.resolve_assign_passes, "inertia": self.inertia,
             "seconds_total": self.seconds_total, "device": self.device, "backend": self.backend,
         }
 

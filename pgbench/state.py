@@ -63,6 +63,12 @@ class KMeansState:
         when unweighted); donors are chosen by size
     n_assignments : int, full assignment passes done so far in this run (each
         :meth:`reassign` adds one; report them as ``ResolveOutcome.rounds``)
+    n_distance_evals : int, point-to-centroid (or point-to-point) distance
+        evaluations so far: each :meth:`reassign` adds n * k; a resolver that
+        computes distances of its own adds them with :meth:`count_distances`
+        (the engine records a resolver's share as ``resolve_distance_evals``)
+    n_empty_at_assignment : int, empty clusters right after the latest
+        :meth:`reassign` (a later :meth:`relabel` does not change it)
     unit_weights : bool, every weight is 1 (the update then skips the multiply)
     assign : the backend's ``assign(X, C) -> (labels, sq_dists)``; use
         :meth:`reassign` rather than calling it
@@ -81,6 +87,8 @@ class KMeansState:
     counts: torch.Tensor = field(default=None)  # type: ignore[assignment]
     sizes: torch.Tensor = field(default=None)  # type: ignore[assignment]
     n_assignments: int = 0
+    n_distance_evals: int = 0
+    n_empty_at_assignment: int = 0
     unit_weights: bool = False
 
     def __post_init__(self) -> None:
@@ -97,9 +105,11 @@ class KMeansState:
     def reassign(self) -> None:
         """Full assignment step: every point to its nearest centroid (first on ties).
 
-        Updates ``labels``, ``sq_dists``, ``counts`` and ``sizes``; costs one pass over
-        the data and counts in ``n_assignments``.  Raises :class:`NonFiniteError` when a
-        point gets no finite squared distance (see the module docstring).
+        Updates ``labels``, ``sq_dists``, ``counts``, ``sizes`` and
+        ``n_empty_at_assignment``; costs one pass over the data and counts in
+        ``n_assignments`` (and n * k in ``n_distance_evals``).  Raises
+        :class:`NonFiniteError` when a point gets no finite squared distance (see
+        the module docstring).
         """
         labels, sq_dists = self.assign(self.X, self.centroids)
         lost = (labels < 0) | ~torch.isfinite(sq_dists)
@@ -112,7 +122,13 @@ class KMeansState:
                 f"centroids are non-finite; largest finite centroid coordinate {reach})")
         self.labels, self.sq_dists = labels, sq_dists
         self.n_assignments += 1
+        self.n_distance_evals += self.n * self.k
         self.recount()
+        self.n_empty_at_assignment = self.n_empty
+
+    def count_distances(self, n_evals: int) -> None:
+        """Record ``n_evals`` distance evaluations a resolver computed itself (not by :meth:`reassign`)."""
+        self.n_distance_evals += int(n_evals)
 
     def non_finite_centroids(self) -> int:
         """How many centroids have a NaN or infinite coordinate."""
@@ -203,17 +219,20 @@ class Consolidation:
 
     X : Tensor (m, d), the consolidated points (one per dense group or independent
         point), k <= m <= n, each inside the bounding box of its members
-    weights : Tensor (m,), their weights: the summed weights of their members, so
-        the total mass is kept (the honest_counts check requires it; dwc's
-        ``dwc_weighting="single"`` departs from it on purpose)
+    weights : Tensor (m,), their weights, as ``weighting`` says
     members : Tensor (n,), int64 index into the m consolidated points for every
         original point; every consolidated point has at least one member
     info : counts (groups found, points merged, epsilon used, ...); the keys
         n_points, n_consolidated, n_dense_groups, n_independent and
         n_points_merged, where given, are recounted from ``members`` by the checks
+    weighting : ``"sum"`` (default): each weight is the summed weight of its
+        members, so the total mass is kept; ``"single"``: each weight is the mean
+        weight of its members, so a group counts as one point (the PG k-means
+        paper's DWC).  The honest_counts check recounts the weights this way.
     """
 
     X: torch.Tensor
     weights: torch.Tensor
     members: torch.Tensor
     info: dict[str, Any] = field(default_factory=dict)
+    weighting: str = "sum"

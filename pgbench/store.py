@@ -47,8 +47,12 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("dtype", "TEXT"), ("threads", "INTEGER"), ("versions", "TEXT"), ("git_commit", "TEXT"),
     ("status", "TEXT NOT NULL"), ("error", "TEXT"),
     ("n_empty_initial", "INTEGER"), ("n_empty_per_iter", "TEXT"), ("n_empty_assigned_per_iter", "TEXT"),
-    ("n_empty_final", "INTEGER"), ("rounds_total", "INTEGER"), ("rounds_per_iter", "TEXT"),
-    ("n_iter", "INTEGER"), ("n_iter_max", "INTEGER"),
+    ("n_empty_final", "INTEGER"), ("n_empty_last_assignment", "INTEGER"),
+    ("rounds_total", "INTEGER"), ("rounds_per_iter", "TEXT"),
+    ("resolve_distance_evals", "INTEGER"), ("resolve_assign_passes", "INTEGER"),
+    ("n_iter", "INTEGER"), ("n_iter_max", "INTEGER"), ("max_points_per_centroid", "INTEGER"),
+    ("n_train", "INTEGER"), ("n_points", "INTEGER"), ("n_consolidated_points", "INTEGER"),
+    ("n_groups", "INTEGER"), ("eps_final", "REAL"),
     ("seconds_total", "REAL"), ("seconds_assign", "REAL"), ("seconds_resolve", "REAL"),
     ("seconds_update", "REAL"), ("seconds_init", "REAL"), ("seconds_consolidate", "REAL"),
     ("inertia", "REAL"), ("rel_error", "REAL"), ("size_min", "INTEGER"), ("size_max", "INTEGER"),
@@ -66,7 +70,8 @@ TRACE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("case_id", "TEXT NOT NULL"), ("iteration", "INTEGER NOT NULL"), ("n_empty_assigned", "INTEGER"),
     ("n_empty_resolved", "INTEGER"), ("n_resolved", "INTEGER"), ("rounds", "INTEGER"),
     ("gave_up", "INTEGER"), ("seconds_assign", "REAL"), ("seconds_resolve", "REAL"),
-    ("seconds_update", "REAL"), ("inertia", "REAL"),
+    ("seconds_update", "REAL"), ("inertia", "REAL"), ("resolve_distance_evals", "INTEGER"),
+    ("resolve_assign_passes", "INTEGER"),
 )
 TRACE_NAMES = tuple(name for name, _ in TRACE_COLUMNS)
 
@@ -95,13 +100,15 @@ class SQLiteFile:
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = FULL")
 
-    def _ensure_table(self, table: str, columns: tuple[tuple[str, str], ...], suffix: str = "") -> None:
+    def _ensure_table(self, table: str, columns: tuple[tuple[str, str], ...], suffix: str = "",
+                      constraints: str = "") -> None:
         """Create ``table`` if missing; a table written by an older pgbench gains the new columns.
 
-        Call inside :meth:`_transaction`.
+        ``constraints`` go inside the column list (``", PRIMARY KEY (a, b)"``), ``suffix``
+        after it.  Call inside :meth:`_transaction`.
         """
         cols = ", ".join(f"{n} {t}" for n, t in columns)
-        self._conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols}){suffix}")
+        self._conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols}{constraints}){suffix}")
         have = {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
         for name, sql_type in columns:
             if name not in have:
@@ -136,11 +143,9 @@ class Store(SQLiteFile):
 
     # ---------------------------------------------------------------- schema
     def _create(self) -> None:
-        trace = ", ".join(f"{n} {t}" for n, t in TRACE_COLUMNS)
         with self._transaction():
             self._ensure_table("cases", COLUMNS)
-            self._conn.execute(f"CREATE TABLE IF NOT EXISTS trace ({trace}, PRIMARY KEY (case_id, iteration))"
-                               " WITHOUT ROWID")
+            self._ensure_table("trace", TRACE_COLUMNS, " WITHOUT ROWID", ", PRIMARY KEY (case_id, iteration)")
             self._conn.execute("CREATE INDEX IF NOT EXISTS cases_suite ON cases (suite, status)")
             self._conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -159,9 +164,10 @@ class Store(SQLiteFile):
                                      values)
             inserted = cur.rowcount == 1
             if inserted:
+                trace_marks = ", ".join("?" * len(TRACE_NAMES))
                 self._conn.executemany(
-                    f"INSERT OR IGNORE INTO trace VALUES ({', '.join('?' * len(TRACE_NAMES))})",
-                    [[row["case_id"]] + [_plain(t[n]) for n in TRACE_NAMES[1:]] for t in trace])
+                    f"INSERT OR IGNORE INTO trace ({', '.join(TRACE_NAMES)}) VALUES ({trace_marks})",
+                    [[row["case_id"]] + [_plain(t.get(n)) for n in TRACE_NAMES[1:]] for t in trace])
         return inserted
 
     def ingest_spool(self) -> int:

@@ -33,6 +33,8 @@ Schema (every key optional unless marked *required*)::
     consolidate = "dwc"            # same; "none" (the default) = no consolidation;
                                    # "*" = none plus every registered one
     init_params = {}  resolve_params = { max_passes = 15 }  consolidate_params = {}
+    backend = "direct"             # this method's assignment backend (default: [suite] backend)
+    max_points_per_centroid = 256  # train on faiss's subsample of k * 256 points (default: all)
 
     [[sources]]                    # one table per data source
     name     = "gaussian_mixture"  # *required*: a registered source
@@ -90,7 +92,7 @@ SLURM_KEYS = ("partition", "timeout_min", "cpus_per_task", "mem_gb", "gpus_per_n
 _SUITE_KEYS = ("name", "description", "seeds", "n_iter", "device", "timeout", "k", "backend", "dtype",
                "tol", "imports")
 _METHOD_KEYS = ("label", "init", "resolve", "consolidate", "init_params", "resolve_params",
-                "consolidate_params")
+                "consolidate_params", "backend", "max_points_per_centroid")
 _SOURCE_KEYS = ("name", "label", "params", "grid", "k", "seeds", "data_seed", "timeout", "optional")
 _DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 DEFAULT_TIMEOUT = 600.0
@@ -107,6 +109,8 @@ class Method:
     consolidate: str | None
     params: dict[str, dict[str, Any]]   # stage -> every declared parameter (defaults filled)
     engine_params: dict[str, Any]       # only the given ones, flat, as kmeans(**params) takes them
+    backend: str | None = None          # this method's assignment backend (wins over [suite] backend)
+    max_points_per_centroid: int | None = None   # faiss's training subsample (None: every point)
 
 
 @dataclass(frozen=True)
@@ -167,7 +171,8 @@ def _stage_names(p: Parser, entry: dict, stage: str, where: str) -> list[str | N
 
 
 def _method(p: Parser, where: str, entry_label: str, names: dict[str, str | None],
-            given: dict[str, dict[str, Any]], explicit_label: str | None, several: bool) -> Method:
+            given: dict[str, dict[str, Any]], explicit_label: str | None, several: bool,
+            engine: dict[str, Any]) -> Method:
     bound, flat = {}, {}
     selected = {s: registry.get(s, n) for s, n in names.items() if n is not None}
     for stage, params in given.items():
@@ -194,7 +199,21 @@ def _method(p: Parser, where: str, entry_label: str, names: dict[str, str | None
     if flat:
         auto += "[" + ",".join(f"{k}={v}" for k, v in sorted(flat.items())) + "]"
     label = auto if explicit_label is None else (f"{explicit_label}:{auto}" if several else explicit_label)
-    return Method(label, entry_label, names["init"], names["resolve"], names["consolidate"], bound, flat)
+    return Method(label, entry_label, names["init"], names["resolve"], names["consolidate"], bound, flat, **engine)
+
+
+def _engine_settings(p: Parser, entry: dict, where: str) -> dict[str, Any]:
+    """A method's own engine arguments: ``backend`` and ``max_points_per_centroid``."""
+    settings: dict[str, Any] = {}
+    if "backend" in entry:
+        backend = entry["backend"]
+        if backend not in backends.BACKENDS:
+            raise p.fail(f"{where} backend must be one of {', '.join(backends.BACKENDS)}, got {backend!r}")
+        settings["backend"] = backend
+    if "max_points_per_centroid" in entry:
+        settings["max_points_per_centroid"] = p.integer(entry["max_points_per_centroid"],
+                                                        f"{where} max_points_per_centroid", 1)
+    return settings
 
 
 _UNSET = object()
@@ -212,10 +231,11 @@ def _methods(p: Parser, raw: Any) -> list[Method]:
         try:
             choices = {s: _stage_names(p, entry, s, where) for s in STAGES}
             given = {s: dict(p.table(entry.get(f"{s}_params", {}), f"{where} {s}_params")) for s in STAGES}
+            engine = _engine_settings(p, entry, where)
             combos = list(itertools.product(choices["init"], choices["resolve"], choices["consolidate"]))
             for init, resolve, consolidate in combos:
                 names = {"init": init, "resolve": resolve, "consolidate": consolidate}
-                methods.append(_method(p, where, label or f"#{i}", names, given, label, len(combos) > 1))
+                methods.append(_method(p, where, label or f"#{i}", names, given, label, len(combos) > 1, engine))
         except ValueError as exc:  # unknown heuristic names from the registry
             raise exc if isinstance(exc, SuiteError) else p.fail(f"{where}: {exc}") from None
     labels = [m.label for m in methods]

@@ -45,6 +45,7 @@ def base_row(case: Case) -> dict[str, Any]:
         "seed": case.seed, "data_seed": case.data_seed, "device": case.device, "backend": case.backend,
         "dtype": case.dtype, "threads": torch.get_num_threads(), "versions": sysinfo.versions(),
         "git_commit": sysinfo.git_commit(), "n_iter_max": case.n_iter, "timeout": case.timeout,
+        "max_points_per_centroid": case.max_points_per_centroid,
         "host": socket.gethostname(), "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -76,8 +77,13 @@ def measure(result: KMeansResult, ds: Dataset) -> dict[str, Any]:
         "n_empty_initial": result.n_empty_initial,
         "n_empty_per_iter": [s.n_empty_resolved for s in trace],
         "n_empty_assigned_per_iter": [s.n_empty_assigned for s in trace],
-        "n_empty_final": result.n_empty_final, "rounds_total": result.rounds_total,
-        "rounds_per_iter": [s.rounds for s in trace], "n_iter": result.n_iter,
+        "n_empty_final": result.n_empty_final, "n_empty_last_assignment": result.n_empty_last_assignment,
+        "rounds_total": result.rounds_total, "rounds_per_iter": [s.rounds for s in trace],
+        "resolve_distance_evals": result.resolve_distance_evals,
+        "resolve_assign_passes": result.resolve_assign_passes, "n_iter": result.n_iter,
+        "n_train": result.n_train, "n_points": int(result.labels.shape[0]),
+        "n_consolidated_points": result.n_consolidated_points, "n_groups": result.n_groups,
+        "eps_final": result.consolidate_info.get("eps_final"),
         "seconds_total": result.seconds_total,
         "seconds_assign": sum(s.seconds_assign for s in trace),
         "seconds_resolve": sum(s.seconds_resolve for s in trace),
@@ -118,7 +124,8 @@ def run_case(case: Case) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         ds = cases.dataset_for(case)
         result = kmeans(ds.X, case.k, init=case.init, resolve=case.resolve, consolidate=case.consolidate,
                         n_iter=case.n_iter, seed=case.seed, device=case.device, backend=case.backend,
-                        dtype=case.dtype, tol=case.tol, **case.engine_params)
+                        dtype=case.dtype, tol=case.tol, max_points_per_centroid=case.max_points_per_centroid,
+                        **case.engine_params)
         row = {**base_row(case), **measure(result, ds)}
         return row, result.trace_dicts()
     except Exception as exc:  # noqa: BLE001 - a failing case is a result, not a crash

@@ -17,7 +17,7 @@ from pgbench.testing import expected_failures
 NAMES = {"init": ["broken_global_rng", "broken_nan", "broken_exit"],
          "resolve": ["broken_random_choice", "broken_dishonest", "broken_forever", "broken_out_of_range",
                      "broken_stale_counts", "broken_declared"],
-         "consolidate": ["broken_mutates", "broken_mass"]}
+         "consolidate": ["broken_mutates", "broken_mass", "broken_weighting"]}
 
 
 @register("init", "broken_global_rng", summary="test only: k random points from the GLOBAL torch generator")
@@ -102,6 +102,18 @@ def consolidate_mass(X, weights, k, rng):
         return Consolidation(X.clone(), weights.clone(), torch.arange(X.shape[0], device=X.device))
     ones = torch.ones(points.shape[0], dtype=weights.dtype, device=X.device)   # bug: mass lost
     return Consolidation(points, ones, members)
+
+
+@register("consolidate", "broken_weighting", summary="test only: summed weights declared as 'single'")
+def consolidate_weighting(X, weights, k, rng):
+    _, members = torch.unique(X.round(), dim=0, return_inverse=True)     # points in one unit cell merge
+    m = int(members.max()) + 1
+    if m < k:
+        return Consolidation(X.clone(), weights.clone(), torch.arange(X.shape[0], device=X.device))
+    mass = torch.zeros(m, dtype=weights.dtype, device=X.device).index_add_(0, members, weights)
+    size = torch.bincount(members, minlength=m).to(X.dtype)
+    points = torch.zeros(m, X.shape[1], dtype=X.dtype, device=X.device).index_add_(0, members, X) / size[:, None]
+    return Consolidation(points, mass, members, weighting="single")     # bug: these are summed weights
 
 
 def unregister() -> None:

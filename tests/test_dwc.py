@@ -121,10 +121,13 @@ def test_exact_duplicates_become_one_weighted_point():
     copies = torch.tensor([0, 2, 0, 2, 2, 1, 0, 3, 2, 2, 4])         # counts 3, 1, 5, 1, 1
     X = base[copies]
     for eps in (0.0, None):                             # even at eps = 0
-        c = run(X, 2, dwc_eps=eps)
+        c = run(X, 2, dwc_eps=eps, dwc_weighting="sum")
         assert torch.equal(c.X[c.members], X)           # members map back exactly
         assert c.X.shape[0] == 5 and sorted(c.weights.tolist()) == [1, 1, 1, 3, 5]
         assert torch.equal(c.weights[c.members], torch.tensor([3, 5, 3, 5, 5, 1, 3, 1, 5, 5, 1.0]))
+        single = run(X, 2, dwc_eps=eps)                  # the default: each group weighs one point
+        assert single.weighting == "single" and single.weights.tolist() == [1.0] * 5
+        assert torch.equal(single.members, c.members)
         assert (c.info["n_dense_groups"], c.info["n_points_merged"], c.info["n_independent"]) == (2, 8, 3)
         assert c.members.tolist() == [0, 1, 0, 1, 1, 2, 0, 3, 1, 1, 4]   # ordered by first member
 
@@ -187,13 +190,14 @@ def test_unreachable_eq2_gives_up_loudly(caplog):
 def test_weighting_sum_and_single():
     X = torch.tensor([[0.0], [0.0], [0.0], [9.0], [20.0]])
     w = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
-    s = run(X, 1, weights=w, dwc_eps=0.5)
-    assert s.weights.tolist() == [6.0, 4.0, 5.0] and s.info["weighting"] == "sum"
-    one = run(X, 1, weights=w, dwc_eps=0.5, dwc_weighting="single")
+    s = run(X, 1, weights=w, dwc_eps=0.5, dwc_weighting="sum")
+    assert s.weights.tolist() == [6.0, 4.0, 5.0] and s.info["weighting"] == "sum" and s.weighting == "sum"
+    one = run(X, 1, weights=w, dwc_eps=0.5)             # the default, the paper's "one weight"
     assert one.weights.tolist() == [2.0, 4.0, 5.0]      # mean member weight
+    assert one.info["weighting"] == "single" and one.weighting == "single"
     assert run(X, 1, dwc_eps=0.5, dwc_weighting="single").weights.tolist() == [1.0, 1.0, 1.0]
     Z = torch.tensor([[0.0], [0.25], [9.0], [20.0]])     # zero-mass group: plain mean
-    z = run(Z, 1, weights=[0.0, 0.0, 1.0, 1.0], dwc_eps=0.5)
+    z = run(Z, 1, weights=[0.0, 0.0, 1.0, 1.0], dwc_eps=0.5, dwc_weighting="sum")
     assert z.X[:, 0].tolist() == [0.125, 9.0, 20.0] and z.weights.tolist() == [0.0, 1.0, 1.0]
     m = run(Z, 1, weights=[1.0, 3.0, 1.0, 1.0], dwc_eps=0.5)
     assert m.X[0, 0] == pytest.approx(0.1875)           # weighted mean

@@ -170,7 +170,7 @@ def test_list_shows_each_parameter_with_default_and_range(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "max_passes=15" in out and "int >= 0" in out and "patience=3" in out
-    assert "finite float in (0, 1)" in out and "dwc_weighting='sum'" in out and "one of 'sum', 'single'" in out
+    assert "finite float in (0, 1)" in out and "dwc_weighting='single'" in out and "one of 'single', 'sum'" in out
     for stage, name, h in _hooks():
         for p in h.params.values():
             assert f"{p.name}={p.default!r}" in out and p.help in out

@@ -241,7 +241,8 @@ class _Tags(HTMLParser):
 
 
 SECTIONS = ["Summary", "Leaderboard", "Empty clusters per layer type", "Share of layers with empty clusters",
-            "Empty-cluster resolution: rounds and time", "Accuracy against compression ratio", "Per-iteration curves",
+            "Empty-cluster resolution: rounds and time", "The paper's claims in comparable units",
+            "Accuracy against compression ratio", "Per-iteration curves",
             "Cluster-size distributions", "Centroid index on ground-truth sets"]
 
 

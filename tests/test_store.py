@@ -64,6 +64,27 @@ def test_reopen_keeps_rows_and_adds_missing_columns(tmp_path):
         assert {r["case_id"] for r in st.rows()} == {"old", "new"}
 
 
+def test_an_older_trace_table_gains_the_work_columns(tmp_path):
+    db = tmp_path / "results.sqlite"
+    old = sqlite3.connect(db)          # a trace table from before resolve_distance_evals existed
+    names = [n for n in store_mod.TRACE_NAMES if n not in ("resolve_distance_evals", "resolve_assign_passes")]
+    old.execute(f"CREATE TABLE trace ({', '.join(names)}, PRIMARY KEY (case_id, iteration)) WITHOUT ROWID")
+    old.execute(f"INSERT INTO trace ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                ["old", 0] + [0] * (len(names) - 2))
+    old.commit()
+    old.close()
+    work = [{**t, "resolve_distance_evals": 600, "resolve_assign_passes": 2} for t in trace(2)]
+    with Store(db) as st:
+        assert st.add(row("new", resolve_distance_evals=1200, resolve_assign_passes=4, n_points=10,
+                          n_consolidated_points=0, n_groups=0), work)
+        assert [t["resolve_distance_evals"] for t in st.trace("new")] == [600, 600]
+        assert st.trace("old")[0]["resolve_assign_passes"] is None
+        new = next(r for r in st.rows() if r["case_id"] == "new")
+        assert (new["resolve_distance_evals"], new["resolve_assign_passes"], new["eps_final"]) == (1200, 4, None)
+        assert st.add(row("spooled-before"), trace(1))                  # trace dicts without the new keys
+        assert st.trace("spooled-before")[0]["resolve_distance_evals"] is None
+
+
 def _writer(results_dir: str, ids: list[str], barrier) -> None:
     with Store(results_dir, busy_timeout_s=60) as st:
         barrier.wait()

@@ -253,9 +253,65 @@ def test_paper_suite_on_minilm():
     suite = load_suite(ROOT / "suites" / "paper.toml",
                        variables={"path": f"{folder}/model", "layers": r"layer\.0\.attention\.self\.query$"})
     cases = expand(suite).cases
-    assert len(cases) == 4 * 5                                   # 4 compression ratios x 5 methods
+    assert len(cases) == 4 * 7                                   # 4 compression ratios x 7 methods
     assert {c.n_iter for c in cases} == {15}
     fairseq = next(c for c in cases if c.method == "fairseq")
     pg = next(c for c in cases if c.method == "pg")
     assert fairseq.params["resolve"]["max_tentatives"] == 100 and pg.params["resolve"]["max_passes"] == 15
     assert {c.k for c in cases} == {3072}
+    # fairseq computes distances as fairseq does, faiss trains on faiss's subsample, DWC's eps is swept
+    assert fairseq.backend == "direct" and pg.backend is None
+    assert {c.max_points_per_centroid for c in cases if c.method == "faiss"} == {256}
+    assert {c.max_points_per_centroid for c in cases if c.method != "faiss"} == {None}
+    ratios = {c.params["consolidate"]["dwc_eps_ratio"] for c in cases if c.consolidate == "dwc"}
+    assert ratios == {0.1, 1.0, 10.0}
+    assert {c.params["consolidate"]["dwc_weighting"] for c in cases if c.consolidate == "dwc"} == {"single"}
+
+
+def test_method_backend_and_max_points_per_centroid(tmp_path):
+    text = SUITE_METHOD_ENGINE
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    suite = load_suite(path)
+    direct, sub, plain = suite.methods
+    assert (direct.backend, direct.max_points_per_centroid) == ("direct", None)
+    assert (sub.backend, sub.max_points_per_centroid) == (None, 39)
+    cases = {c.method: c for c in expand(suite).cases}
+    assert cases["direct"].backend == "direct" and cases["plain"].backend == "torch"   # the method wins
+    assert cases["sub"].max_points_per_centroid == 39
+    # the setting is part of the case id only when given, so existing ids do not change
+    assert "max_points_per_centroid" in cases["sub"].definition()
+    assert "max_points_per_centroid" not in cases["plain"].definition()
+    for bad, message in (('backend = "annoy"', "backend must be one of torch, faiss, direct"),
+                         ("max_points_per_centroid = 0", "max_points_per_centroid must be an integer >= 1")):
+        path.write_text(text.replace('label = "plain"', f'label = "plain"\n{bad}'))
+        with pytest.raises(SuiteError, match=message):
+            load_suite(path)
+
+
+SUITE_METHOD_ENGINE = """
+[suite]
+name = "engine-settings"
+backend = "torch"
+
+[[methods]]
+label = "direct"
+init = "fairseq"
+resolve = "fairseq"
+backend = "direct"
+
+[[methods]]
+label = "sub"
+init = "random"
+resolve = "faiss"
+max_points_per_centroid = 39
+
+[[methods]]
+label = "plain"
+init = "random"
+resolve = "faiss"
+
+[[sources]]
+name = "gaussian_mixture"
+params = { n = 500, d = 2, n_centers = 4, k = 8 }
+"""

@@ -131,6 +131,7 @@ def test_params_are_bound_and_shown():
     ("resolve", "broken_out_of_range", "labels_in_range", "blobs/before_update"),
     ("resolve", "broken_stale_counts", "honest_counts", "blobs/before_update"),
     ("consolidate", "broken_mass", "honest_counts", "weighted"),
+    ("consolidate", "broken_weighting", "honest_counts", "blobs"),
 ])
 def test_battery_catches_broken_heuristic(broken, stage, name, check, dataset):
     with pytest.raises(HeuristicCheckError) as info:
@@ -175,7 +176,7 @@ def test_in_process_run_reports_the_same(broken):
 
 def test_expected_failure_is_reported_as_xfail():
     (result,) = run_target(prepare("init", "fairseq", checks=["weights_as_duplicates"]))
-    assert result.status == "xfail" and "ignores sample weights" in result.reason
+    assert result.status == "xfail" and "random by design" in result.reason
     assert not result.failed
 
 
@@ -197,7 +198,7 @@ def test_parametrize_with_checks_gives_one_param_per_heuristic_and_check(broken)
     heuristic, check = by_id["resolve:none-honest_counts"]
     check(heuristic)                                                        # passes
     heuristic, check = by_id["init:fairseq-weights_as_duplicates"]
-    with pytest.raises(pytest.xfail.Exception, match="ignores sample weights"):
+    with pytest.raises(pytest.xfail.Exception, match="random by design"):
         check(heuristic)
     heuristic, check = by_id["resolve:broken_dishonest-honest_counts"]
     with pytest.raises(HeuristicCheckError, match="^check 'honest_counts' failed"):
@@ -266,13 +267,32 @@ def test_cli_module_name_imports_the_plugin_and_exits_1_on_failure():
 
 # ---------------------------------------------------------------- what the battery found in built-ins (pinned)
 
-@pytest.mark.parametrize("name, case", [("fairseq", "identical"), ("pg", "few_distinct")])
-def test_split_resolvers_count_gross_resolutions(name, case):
+def _stolen_point_state():
+    """21 points: 0, 1/19, ..., 1 and 1.1; centroids 0.5, 1.5 (holding only 1.1) and 50 (empty).
+
+    PG's pass splits the 20-point cluster (S_scl = sqrt(20 * 10)): the 14 points nearest 0 keep
+    centroid 0, the other 6 become the rest, whose mean 16.5/19 lands in the reserved slot 2, and
+    1.1 is nearer to it (0.23) than to 1.5 (0.4): the split empties cluster 1.
+    """
+    from pgbench import backends
+    from pgbench.state import KMeansState
+
+    X = torch.cat([torch.linspace(0, 1, 20), torch.tensor([1.1])])[:, None]
+    state = KMeansState(X, torch.ones(21), torch.tensor([[0.5], [1.5], [50.0]]), backends.torch_assign)
+    state.reassign()
+    return state
+
+
+@pytest.mark.parametrize("name", ["fairseq", "pg"])
+def test_split_resolvers_count_gross_resolutions(name):
     # a split can empty another cluster: n_resolved counts the empty clusters that now hold
     # points (ResolveOutcome's definition), not n_found - n_left, which can even go below zero
-    state = datasets.resolver_state(datasets.case(case), "before_update")
+    if name == "fairseq":
+        state, params = datasets.resolver_state(datasets.case("identical"), "before_update"), {}
+    else:
+        state, params = _stolen_point_state(), {"max_passes": 1}
     found = state.empty_ids()
-    out = registry.get("resolve", name)(state, torch.Generator().manual_seed(0))
+    out = registry.get("resolve", name)(state, torch.Generator().manual_seed(0), **params)
     gross = int((state.counts[found] > 0).sum())
     assert out.n_resolved == gross and out.n_left == state.n_empty
     assert out.n_found - out.n_left != gross          # the case where the two readings differ

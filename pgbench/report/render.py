@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import jinja2
 
 from .. import paths
-from . import figures, summary, tables
+from . import figures, paper_views, summary, tables
 from .data import ReportData, load
 from .stats import Interval
 
@@ -269,6 +269,7 @@ def build_context(data: ReportData, baseline: str | None = tables.DEFAULT_BASELI
         "layer_share_tables": layer_share_tables(rows, styles),
         "resolution_tables": resolution_tables(rows, base, styles),
         "resolution_figure": figures.resolution_figure(rows, styles),
+        "paper_checks": paper_views.display(rows, styles),
         "has_downstream_table": data.downstream is not None,
         "downstream_tables": downstream_tables(scores, styles),
         "downstream_failed": tables.downstream_failed(data.downstream or []),

@@ -29,9 +29,11 @@ __all__ = [
 #: statuses of cases that produced no measurements
 FAILED = ("error", "timeout")
 
-#: the columns that say "the same data and settings": everything but the method
+#: the columns that say "the same data and settings": everything but the method.  Not the backend: a
+#: method may choose its own (the paper suite runs fairseq with backend "direct"), and it only decides
+#: how distances are computed, so runs that differ in it still ran the same data
 PAIR_FIELDS = ("suite", "source", "source_params", "dataset", "data_seed", "seed", "k", "n_iter_max", "device",
-               "backend", "dtype")
+               "dtype")
 
 CONFIDENCE = 0.95
 

@@ -197,9 +197,14 @@ def _recount_consolidate(subject: Subject, call: Call) -> str | None:
     if bool((sizes == 0).any()):
         return f"{int((sizes == 0).sum())} consolidated points have no member"
     mass = segment_sums(out.members, w[:, None].double(), m)[:, 0]                        # (m,)
-    if not torch.allclose(out.weights.double(), mass, rtol=1e-5, atol=0.0):
-        return (f"weights are not the summed member weights (total mass {float(out.weights.sum()):.6g} "
-                f"for {float(w.sum()):.6g} given)")
+    weighting = getattr(out, "weighting", "sum")
+    if weighting not in ("sum", "single"):
+        return f"weighting={weighting!r}: a Consolidation's weighting is 'sum' or 'single'"
+    want = mass if weighting == "sum" else mass / sizes.double()
+    if not torch.allclose(out.weights.double(), want, rtol=1e-5, atol=0.0):
+        what = "summed" if weighting == "sum" else "mean"
+        return (f"weights are not the {what} member weights its weighting={weighting!r} says (total "
+                f"{float(out.weights.sum()):.6g}, a recount gives {float(want.sum()):.6g})")
     problem = compare.representatives_problem(X, out.X, out.members)
     if problem:
         return problem
