@@ -36,7 +36,7 @@ from typing import Any, Callable, Sequence
 
 from . import store, worker
 from .extras import require
-from .cases import Case
+from .case import Case, Status
 
 log = logging.getLogger(__name__)
 
@@ -174,14 +174,14 @@ class ProcessExecutor:
                                    "see the messages above")
             if w.case is not None:
                 log.warning("worker died (exit code %s) running case %s", code, w.case.case_id[:12])
-                sink(worker.failed_row(w.case, "error", f"worker process died (exit code {code})",
+                sink(worker.failed_row(w.case, Status.ERROR, f"worker process died (exit code {code})",
                                        time.monotonic() - w.started), [])
             return self._spawn(index, gpus)
         if w.case is not None and time.monotonic() - w.started >= w.case.timeout:
             elapsed = time.monotonic() - w.started
             self._kill(w)
             log.info("case %s timed out after %.1f s", w.case.case_id[:12], elapsed)
-            sink(worker.failed_row(w.case, "timeout", f"exceeded the {w.case.timeout:g} s timeout", elapsed), [])
+            sink(worker.failed_row(w.case, Status.TIMEOUT, f"exceeded the {w.case.timeout:g} s timeout", elapsed), [])
             return self._spawn(index, gpus)
         return w
 

@@ -1,6 +1,6 @@
 """Run a suite: expand it, skip what the store has, execute the rest, store each case as it finishes.
 
-Pipeline: :func:`pgbench.suite.load_suite` -> :func:`pgbench.cases.expand` ->
+Pipeline: :func:`pgbench.suite.load_suite` -> :func:`pgbench.cases.expand` (the suite side) ->
 filter out case ids already in the store -> an executor from
 :mod:`pgbench.executors` -> :meth:`pgbench.store.Store.add`, one transaction per
 finished case.  Resuming is running the same suite again: stored cases are
@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import cases as cases_mod
+from . import case as case_mod
+from .case import Status
 from .executors import make_executor
-from .store import STATUSES, Store
+from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class RunSummary:
     skipped_sources: list[tuple[str, str]] = field(default_factory=list)
 
 
-def run_suite(expansion: cases_mod.Expansion, results_dir: str | Path, executor: str = "local",
+def run_suite(expansion: case_mod.Expansion, results_dir: str | Path, executor: str = "local",
               jobs: int = 1, slurm: dict | None = None, cluster: str | None = None,
               on_result: Callable[[dict, bool], None] | None = None,
               on_start: Callable[[int, int], None] | None = None, retry: tuple[str, ...] = ()) -> RunSummary:
@@ -56,9 +57,9 @@ def run_suite(expansion: cases_mod.Expansion, results_dir: str | Path, executor:
     all_cases = expansion.cases
     suite = all_cases[0].suite if all_cases else ""
     ids = [c.case_id for c in all_cases]
-    bad = sorted(set(retry) - set(STATUSES))
+    bad = sorted(set(retry) - set(Status))
     if bad:
-        raise ValueError(f"--retry: unknown status '{bad[0]}' (known: {', '.join(STATUSES)}).")
+        raise ValueError(f"--retry: unknown status '{bad[0]}' (known: {', '.join(Status)}).")
     if executor != "slurm" and any(c.device.startswith("cuda") for c in all_cases):
         import torch
 
@@ -75,7 +76,7 @@ def run_suite(expansion: cases_mod.Expansion, results_dir: str | Path, executor:
         log.info("%d cases, %d already stored, %d to run", len(all_cases), already, len(todo))
         if on_start is not None:
             on_start(len(todo), already)
-        cases_mod.clear_cache()                  # the data is reloaded where the cases run
+        case_mod.clear_cache()                  # the data is reloaded where the cases run
         ran = 0
 
         def sink(row: dict, trace: list) -> None:

@@ -60,7 +60,6 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
 JSON_COLUMNS = ("source_params", "params", "versions", "n_empty_per_iter", "n_empty_assigned_per_iter",
                 "rounds_per_iter")
-STATUSES = ("ok", "unresolved", "stopped", "error", "timeout")
 TRACE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("case_id", "TEXT NOT NULL"), ("iteration", "INTEGER NOT NULL"), ("n_empty_assigned", "INTEGER"),
     ("n_empty_resolved", "INTEGER"), ("n_resolved", "INTEGER"), ("rounds", "INTEGER"),
