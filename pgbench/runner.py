@@ -2,10 +2,14 @@
 
 Pipeline: :func:`pgbench.suite.load_suite` -> :func:`pgbench.cases.expand` (the suite side) ->
 filter out case ids already in the store -> an executor from
-:mod:`pgbench.executors` -> :meth:`pgbench.store.Store.add`, one transaction per
+:mod:`pgbench.executors`, which claims each case just before it starts
+(:mod:`pgbench.claims`) -> :meth:`pgbench.store.Store.add`, one transaction per
 finished case.  Resuming is running the same suite again: stored cases are
 skipped whatever their status, so an interrupted or killed run loses at most the
-cases that were in flight.  A failing case is a row (``error`` / ``timeout``),
+cases that were in flight.  Several runs of one suite on one results folder at
+once split its cases between them: each case is computed once while its owner
+lives, and every run waits for the cases the others hold, so each ends with the
+whole suite stored.  A failing case is a row (``error`` / ``timeout``),
 never a failed run; :func:`run_suite` raises only when the suite itself cannot
 run (a bad suite, an unusable store, workers that cannot start).
 """
@@ -19,7 +23,8 @@ from typing import Callable
 
 from . import case as case_mod
 from .case import Status
-from .executors import make_executor
+from .claims import StoreQueue
+from .executors import SlurmExecutor, make_executor
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -30,7 +35,7 @@ class RunSummary:
     suite: str
     total: int                    # cases in the expanded suite
     already: int                  # found in the store before this run
-    ran: int                      # stored by this run
+    ran: int                      # stored by this run (cases other processes stored meanwhile are not counted)
     counts: dict[str, int] = field(default_factory=dict)   # every stored case of the suite, by status
     missing: int = 0              # expanded cases still not in the store (failed batch jobs)
     skipped_sources: list[tuple[str, str]] = field(default_factory=list)
@@ -86,7 +91,16 @@ def run_suite(expansion: case_mod.Expansion, results_dir: str | Path, executor: 
             if on_result is not None:
                 on_result(row, stored)
 
-        make_executor(executor, jobs=jobs, results_dir=store.dir, slurm=slurm, cluster=cluster).execute(todo, sink)
+        runner = make_executor(executor, jobs=jobs, results_dir=store.dir, slurm=slurm, cluster=cluster)
+        if isinstance(runner, SlurmExecutor):   # batch tasks claim through the spool, never through SQLite
+            runner.execute(todo, sink, stored=store.has)
+        else:
+            with StoreQueue(todo, store.path) as queue:
+                def claimed_sink(row: dict, trace: list) -> None:
+                    sink(row, trace)
+                    queue.finish(row["case_id"])
+
+                runner.execute(queue, claimed_sink)
         counts = store.status_counts(ids)
     return RunSummary(suite, len(all_cases), already, ran, counts, len(all_cases) - sum(counts.values()),
                       list(expansion.skipped))

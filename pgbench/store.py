@@ -190,6 +190,9 @@ class Store(SQLiteFile):
             sql, args = sql + " WHERE suite = ?", (suite,)
         return {r[0] for r in self._conn.execute(sql, args)}
 
+    def has(self, case_id: str) -> bool:
+        return self._conn.execute("SELECT 1 FROM cases WHERE case_id = ?", (case_id,)).fetchone() is not None
+
     def status_counts(self, case_ids: Iterable[str]) -> dict[str, int]:
         """Stored cases by status among ``case_ids``."""
         wanted = set(case_ids)

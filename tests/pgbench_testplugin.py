@@ -1,10 +1,17 @@
-"""A tiny data source and two misbehaving init heuristics for the suite/store/runner tests.
+"""A tiny data source and a few misbehaving init heuristics for the suite/store/runner tests.
 
 Imported by test suites through ``[suite] imports = ["pgbench_testplugin"]`` (the
 tests put this folder on ``sys.path`` / ``PYTHONPATH``), so spawned workers and
 ``python -m pgbench`` subprocesses register them too.
+
+``test_count`` notes every computation in the file ``$PGBENCH_TEST_COUNT`` (one line
+``RUN DATA``: ``$PGBENCH_TEST_RUN`` and the data's sum, which tells the cases of a
+one-method suite apart), so tests count computations, not stored rows.  With
+``$PGBENCH_TEST_PEERS`` = n it then waits until n runs have noted one (so
+concurrent runs overlap), and while the file ``$PGBENCH_TEST_GATE`` exists.
 """
 
+import os
 import time
 
 import torch
@@ -31,6 +38,33 @@ def tiny(seed, n, d, k, n_sets, weights, truth):
 def init_sleep(X, weights, k, rng, seconds=0.0):
     time.sleep(seconds)
     return InitOutcome(X[:k].clone())
+
+
+@register("init", "test_count", summary="test only: note the computation (see the module docstring)")
+def init_count(X, weights, k, rng):
+    log_path = os.environ.get("PGBENCH_TEST_COUNT")
+    if log_path:
+        with open(log_path, "a", encoding="utf-8") as fh:       # one short O_APPEND write per computation
+            fh.write(f"{os.environ.get('PGBENCH_TEST_RUN', '-')} {float(X.double().sum()):.6f}\n")
+        deadline = time.monotonic() + 60
+        peers = int(os.environ.get("PGBENCH_TEST_PEERS", "0"))
+        while time.monotonic() < deadline and len(computations(log_path)) < peers:
+            time.sleep(0.05)
+        gate = os.environ.get("PGBENCH_TEST_GATE")
+        while gate and os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return InitOutcome(X[:k].clone())
+
+
+def computations(log_path) -> dict[str, list[str]]:
+    """{run: [data marker, ...]} from a ``test_count`` log."""
+    runs: dict[str, list[str]] = {}
+    if os.path.exists(log_path):
+        with open(log_path, encoding="utf-8") as fh:
+            for line in fh:
+                run, _, marker = line.strip().partition(" ")
+                runs.setdefault(run, []).append(marker)
+    return runs
 
 
 @register("init", "test_die", summary="test only: kill the process running it")
@@ -60,7 +94,7 @@ def unregister() -> None:
 
     from pgbench import registry, sources
 
-    for stage, names in (("init", ("test_sleep", "test_die", "test_boom")), ("resolve", ("test_sleep",))):
+    for stage, names in (("init", ("test_sleep", "test_die", "test_boom", "test_count")), ("resolve", ("test_sleep",))):
         for name in names:
             registry._REGISTRY[stage].pop(name, None)
     sources._SOURCES.pop("tiny", None)

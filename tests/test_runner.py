@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -55,15 +54,6 @@ label = "layer"
 params = { weights = true, n = 40, d = 4, k = 5 }
 """
 
-
-@pytest.fixture
-def plugin(monkeypatch):
-    """Makes the test plugin importable here and in subprocesses; unregisters it afterwards."""
-    monkeypatch.syspath_prepend(str(TESTS))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    yield
-    if "pgbench_testplugin" in sys.modules:
-        sys.modules["pgbench_testplugin"].unregister()
 
 
 def write(tmp_path: Path, text: str) -> Path:
