@@ -8,9 +8,17 @@ tests put this folder on ``sys.path`` / ``PYTHONPATH``), so spawned workers and
 ``RUN DATA``: ``$PGBENCH_TEST_RUN`` and the data's sum, which tells the cases of a
 one-method suite apart), so tests count computations, not stored rows.  With
 ``$PGBENCH_TEST_PEERS`` = n it then waits until n runs have noted one (so
-concurrent runs overlap), and while the file ``$PGBENCH_TEST_GATE`` exists.
+concurrent runs overlap).
+
+Gates hold a process at one point while a test signals it: where the variable
+names a file, the code there creates ``FILE.reached`` and waits while ``FILE``
+exists (60 s at most): ``$PGBENCH_TEST_GATE`` in ``test_count`` (a case running),
+``$PGBENCH_TEST_LOAD_GATE`` in the ``tiny`` source (the suite loading, or a case
+loading its data), ``$PGBENCH_TEST_EXIT_GATE`` in an exit handler of the process
+that imported this module (interpreter shut-down).
 """
 
+import atexit
 import os
 import time
 
@@ -21,9 +29,25 @@ from pgbench.sources import Dataset, register_source
 from pgbench.state import InitOutcome
 
 
+def gate(variable: str) -> None:
+    """Hold here while the file named by ``$variable`` exists (see the module docstring)."""
+    path = os.environ.get(variable)
+    if not path:
+        return
+    open(f"{path}.reached", "a").close()
+    deadline = time.monotonic() + 60
+    while os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+if os.environ.get("PGBENCH_TEST_EXIT_GATE"):
+    atexit.register(gate, "PGBENCH_TEST_EXIT_GATE")
+
+
 @register_source("tiny", params={"n": 60, "d": 2, "k": 3, "n_sets": 1, "weights": False, "truth": True})
 def tiny(seed, n, d, k, n_sets, weights, truth):
     """``n_sets`` small blob sets named set0, set1, ...; optionally shaped like a PQ layer."""
+    gate("PGBENCH_TEST_LOAD_GATE")
     g = torch.Generator().manual_seed(seed)
     for i in range(n_sets):
         centres = torch.rand(k, d, generator=g) * 10
@@ -50,9 +74,7 @@ def init_count(X, weights, k, rng):
         peers = int(os.environ.get("PGBENCH_TEST_PEERS", "0"))
         while time.monotonic() < deadline and len(computations(log_path)) < peers:
             time.sleep(0.05)
-        gate = os.environ.get("PGBENCH_TEST_GATE")
-        while gate and os.path.exists(gate) and time.monotonic() < deadline:
-            time.sleep(0.05)
+    gate("PGBENCH_TEST_GATE")
     return InitOutcome(X[:k].clone())
 
 

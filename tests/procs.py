@@ -19,11 +19,12 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start(args: list[str], env: dict[str, str] | None = None, new_session: bool = False) -> subprocess.Popen:
-    """``python -m pgbench ARGS`` in the checkout, stdout/stderr piped (text), SIGINT at its default."""
+def start(args: list[str], env: dict[str, str] | None = None, new_session: bool = False,
+          stdout: int = subprocess.PIPE) -> subprocess.Popen:
+    """``python -m pgbench ARGS`` in the checkout, output piped (text), SIGINT at its default."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "pgbench", *args], cwd=ROOT, env=full_env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_default_sigint,
+                            stdout=stdout, stderr=subprocess.PIPE, preexec_fn=_default_sigint,
                             start_new_session=new_session)
 
 

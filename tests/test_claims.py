@@ -21,7 +21,7 @@ from pgbench.claims import BUSY, CLAIMED, DONE, CaseQueue, LeaseTable, SpoolClai
 from pgbench.runner import run_suite
 from pgbench.store import Store, write_spool
 from pgbench.suite import load_suite
-from procs import rows_in, start
+from procs import start
 
 COUNTED = """
 [suite]
