@@ -172,12 +172,14 @@ def _setup_export(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .store import Store, export
+    from .store import Store, export, writable_file
 
     if not args.csv and not args.parquet:
         raise ValueError("give --csv FILE and/or --parquet FILE.")
-    with Store(args.results, create=False) as store:
-        store.ingest_spool()
+    for option, target in (("--csv", args.csv), ("--parquet", args.parquet)):
+        if target:
+            writable_file(target, option)
+    with Store(args.results, readonly=True) as store:   # spooled cases are read too, not moved in
         rows = store.rows(args.suite)
     export(rows, csv_path=args.csv, parquet_path=args.parquet)
     targets = " and ".join(t for t in (args.csv, args.parquet) if t)
