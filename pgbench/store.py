@@ -141,6 +141,7 @@ class SQLiteFile:
             why = f"{self.path} is read-only"
         if why:
             raise ValueError(f"{self.path}: cannot write the result store ({why}).")
+        self._conn: sqlite3.Connection | None = None
         try:
             if readonly:
                 self._conn = connect_readonly(self.path, busy_timeout_s)
@@ -149,13 +150,21 @@ class SQLiteFile:
                 self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None)
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             self._conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()   # reads the header
+            self._check_schema()                 # before anything is written (WAL mode changes the header)
             if not readonly:
                 self._conn.execute("PRAGMA journal_mode = WAL")
                 self._conn.execute("PRAGMA synchronous = FULL")
-        except sqlite3.DatabaseError as exc:
-            raise ValueError(f"{self.path}: not a usable SQLite result store ({exc}).") from None
-        except OSError as exc:
-            raise ValueError(f"{self.path}: cannot open the result store ({exc.strerror or exc}).") from None
+        except BaseException as exc:
+            if self._conn is not None:
+                self._conn.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise ValueError(f"{self.path}: not a usable SQLite result store ({exc}).") from None
+            if isinstance(exc, OSError):
+                raise ValueError(f"{self.path}: cannot open the result store ({exc.strerror or exc}).") from None
+            raise
+
+    def _check_schema(self) -> None:
+        """Refuse (ValueError) a file whose tables this class must not write into; nothing written yet."""
 
     def _check_table(self, table: str, primary_key: tuple[str, ...]) -> bool:
         """False when ``table`` is missing; ValueError when its primary key is not ``primary_key``."""
@@ -214,7 +223,6 @@ class Store(SQLiteFile):
         super().__init__(results, busy_timeout_s, create, readonly)
         self._spooled: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
         try:
-            self._check_schema()
             if readonly:
                 self._read_spool()
             else:

@@ -63,17 +63,18 @@ class Parser:
                             f"got {value!r}")
         return value
 
-    def number(self, value: Any, where: str, positive: bool, maximum: float = float("inf")) -> float:
+    def number(self, value: Any, where: str, positive: bool, maximum: float = float("inf"),
+               what: str = "number") -> float:
         bad = isinstance(value, bool) or not isinstance(value, (int, float)) or value != value
         if bad or value < 0 or (positive and value == 0) or value > maximum:
             kind = "positive" if positive else "non-negative"
-            limit = "" if maximum == float("inf") else f" up to {maximum:g}"
-            raise self.fail(f"{where} must be a {kind} number{limit}, got {value!r}")
+            raise self.fail(f"{where} must be a {kind} {what}, got {value!r}")
         return float(value)
 
     def timeout(self, value: Any, where: str) -> float:
         """Seconds per case: positive and finite, at most :data:`MAX_TIMEOUT_S`."""
-        return self.number(value, where, True, MAX_TIMEOUT_S)
+        return self.number(value, where, True, MAX_TIMEOUT_S,
+                           f"number of seconds up to {MAX_TIMEOUT_S:.0f} ({MAX_TIMEOUT_S / 86400:.0f} days)")
 
     def boolean(self, value: Any, where: str) -> bool:
         if not isinstance(value, bool):
