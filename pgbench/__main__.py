@@ -10,7 +10,8 @@ doing ``pgbench run ... && pgbench report ...`` never goes on:
   and torch would swallow it (exit 0) or let the signal kill the process (-2):
   after main returns, :func:`entry` runs the exit handlers itself under a SIGINT
   handler that exits 130 at once, then ends with ``os._exit`` (the process has
-  nothing left that a normal shutdown would save; stdout and stderr are flushed).
+  nothing left that a normal shutdown would save; Python's and C's stdout and
+  stderr are flushed first).
 
 A Ctrl-C that Python sees before this module runs (the first few milliseconds of
 interpreter start-up) gets Python's own handling.  A process started with SIGINT
@@ -76,7 +77,18 @@ def entry() -> None:
         code = 141                                 # stdout's reader left early (`pgbench list | head -1`)
     atexit._run_exitfuncs()
     _flush()
+    _flush_c_stdio()
     os._exit(code)
+
+
+def _flush_c_stdio() -> None:
+    """What C libraries (faiss, BLAS) printed and a normal exit() would flush: os._exit does not."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
 
 if __name__ == "__main__":
     entry()

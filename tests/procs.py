@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
@@ -35,3 +36,11 @@ def rows_in(db: Path) -> int:
             return conn.execute("SELECT COUNT(*) FROM cases").fetchone()[0]
     except sqlite3.OperationalError:      # not created yet
         return 0
+
+
+def wait_until(predicate, timeout_s: float = 120, what: str = "") -> None:
+    """Poll ``predicate`` every 20 ms; fail the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)

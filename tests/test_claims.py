@@ -21,7 +21,7 @@ from pgbench.claims import BUSY, CLAIMED, DONE, CaseQueue, LeaseTable, SpoolClai
 from pgbench.runner import run_suite
 from pgbench.store import Store, write_spool
 from pgbench.suite import load_suite
-from procs import start
+from procs import start, wait_until
 
 COUNTED = """
 [suite]
@@ -59,13 +59,6 @@ def stored_ids(results: Path) -> list[str]:
 
 def run_env(log: Path, run: str, **extra: str) -> dict[str, str]:
     return {"PGBENCH_TEST_COUNT": str(log), "PGBENCH_TEST_RUN": run, **extra}
-
-
-def wait_until(predicate, timeout_s: float = 120, what: str = "") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 # ------------------------------------------------------------------ two processes

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from procs import rows_in, start
+from procs import rows_in, start, wait_until
 
 SUITE = """
 [suite]
@@ -44,13 +44,6 @@ def run_args(plugin, tmp_path):
     suite = tmp_path / "intr.toml"
     suite.write_text(SUITE)
     return ["run", str(suite), "--results", str(tmp_path / "res"), "--no-progress"]
-
-
-def wait_until(predicate, timeout_s: float = 120, what: str = "") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def alive(pid: int) -> bool:
