@@ -6,8 +6,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 #: what running one case must not pull in: the suite parser and expansion, TOML, the downstream GLUE code
 SUITE_SIDE = ("pgbench.suite", "pgbench.suite_values", "pgbench.suite_downstream", "pgbench.suite_cli",
               "pgbench.cases", "pgbench.glue", "pgbench.report", "tomllib", "transformers")
@@ -21,10 +19,9 @@ def imported_by(module: str) -> list[str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("module", ["pgbench.worker", "pgbench.executors", "pgbench.runner", "pgbench.case",
-                                    "pgbench.claims"])
-def test_running_cases_needs_no_suite_side(module):
-    assert imported_by(module) == []
+def test_running_cases_needs_no_suite_side():
+    # the runner imports the executors, claims, worker and case modules: its import closure covers theirs
+    assert imported_by("pgbench.runner") == []
 
 
 def test_the_check_can_fail():

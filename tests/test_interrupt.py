@@ -125,7 +125,7 @@ def test_ctrl_c_while_the_interpreter_shuts_down(run_args, tmp_path):
 def test_ctrl_c_at_several_delays(run_args, tmp_path):
     """From the first stored case on: every signal that reaches a live run ends it with 130."""
     statuses = []
-    for i, delay in enumerate((0.0, 0.5, 1.0, 1.6, 2.4)):
+    for i, delay in enumerate((0.1, 1.0, 2.0)):
         args = [*run_args[:3], str(tmp_path / f"res{i}"), *run_args[4:]]
         proc = start(args)
         wait_until(lambda: rows_in(tmp_path / f"res{i}" / "results.sqlite") >= 1 or proc.poll() is not None,
