@@ -154,12 +154,19 @@ class _Heartbeat(threading.Thread):
 # ------------------------------------------------------------------------ SQLite
 
 class LeaseTable(SQLiteFile):
-    """The ``leases`` table of a result store (the ``cases`` table must exist)."""
+    """The ``leases`` table of a result store (the ``cases`` table must exist).
+
+    Leases need no durability (one lost in a power cut is one case computed twice),
+    so this connection commits without fsync (``synchronous = NORMAL`` in WAL mode).
+    A lease of a stored case is moot: :meth:`claim` looks at ``cases`` first.
+    """
 
     def __init__(self, results: str | Path):
         super().__init__(results)
+        self._conn.execute("PRAGMA synchronous = NORMAL")
         with self._transaction():
             self._ensure_table("leases", LEASES)
+            self._conn.execute("DELETE FROM leases WHERE case_id IN (SELECT case_id FROM cases)")
 
     def claim(self, case_id: str, owner: str, lease_s: float) -> str:
         with self._transaction():
@@ -206,7 +213,7 @@ class StoreQueue(CaseQueue):
         return self._leases.claim(case_id, self.owner, self.lease_s)
 
     def finish(self, case_id: str) -> None:
-        self._leases.release(self.owner, case_id)
+        """Nothing: the stored row already tells every claimant; :meth:`close` drops our leases."""
 
     def close(self) -> None:
         if self._leases is None:
