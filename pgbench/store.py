@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .extras import require
+from .paths import writable_dir
 
 log = logging.getLogger(__name__)
 
@@ -84,18 +85,6 @@ def db_path(results: str | Path) -> Path:
     return results if results.suffix == ".sqlite" else results / DB_NAME
 
 
-def writable_dir(folder: Path) -> str | None:
-    """Why files cannot be created in ``folder`` (or in the folders that would be made for it), or None."""
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        return f"{existing} is not a folder"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f"{existing} is not writable"
-    return None
-
-
 def connect_readonly(path: Path, timeout_s: float = 120.0) -> sqlite3.Connection:
     """SQLite's read-only mode; ``immutable`` where that cannot start (a WAL store in a read-only folder
     that has no -shm file: nobody can be writing there)."""
@@ -108,17 +97,6 @@ def connect_readonly(path: Path, timeout_s: float = 120.0) -> sqlite3.Connection
         if writable_dir(path.parent) is None:
             raise
         return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=timeout_s, isolation_level=None)
-
-
-def writable_file(path: str | Path, option: str) -> Path:
-    """``path`` as an output file that can be written (its folders are made when missing); ValueError if not."""
-    path = Path(path)
-    why = f"{path} is a folder" if path.is_dir() else writable_dir(path.parent)
-    if why is None and path.exists() and not os.access(path, os.W_OK):
-        why = f"{path} is read-only"
-    if why:
-        raise ValueError(f"{option} {path}: cannot write there ({why}).")
-    return path
 
 
 class SQLiteFile:

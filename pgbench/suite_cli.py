@@ -172,7 +172,8 @@ def _setup_export(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .store import Store, export, writable_file
+    from .paths import writable_file
+    from .store import Store, export
 
     if not args.csv and not args.parquet:
         raise ValueError("give --csv FILE and/or --parquet FILE.")

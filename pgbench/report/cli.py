@@ -26,7 +26,7 @@ def _setup_report(p: argparse.ArgumentParser) -> None:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     require("report", "pgbench report")
-    from ..store import writable_file
+    from ..paths import writable_file
     from .render import write_report
 
     writable_file(args.out, "-o/--out")
