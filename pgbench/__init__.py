@@ -39,21 +39,24 @@ def _adopt_checkout_heuristics() -> None:
 
 _adopt_checkout_heuristics()
 
-from .engine import kmeans  # noqa: E402
-from .registry import register  # noqa: E402
-from .result import IterationStats, KMeansResult  # noqa: E402
-from .state import Consolidation, InitOutcome, KMeansState, ResolveOutcome  # noqa: E402
-
 __version__ = "0.1.0"
-__all__ = ["kmeans", "KMeansResult", "IterationStats", "KMeans", "register", "InitOutcome", "ResolveOutcome",
-           "Consolidation", "KMeansState", "__version__"]
+#: the public API, imported on first use: ``import pgbench`` stays light (no torch), so ``python -m pgbench``
+#: imports torch inside its Ctrl-C handling (pgbench.__main__), not before it
+_PUBLIC = {"kmeans": "engine", "KMeansResult": "result", "IterationStats": "result", "KMeans": "estimator",
+           "register": "registry", "InitOutcome": "state", "ResolveOutcome": "state", "Consolidation": "state",
+           "KMeansState": "state"}
+__all__ = [*_PUBLIC, "__version__"]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
 def __getattr__(name):
-    if name == "KMeans":  # imported lazily: scikit-learn is slow to import
-        from .estimator import KMeans
-
-        return KMeans
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'pgbench' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_PUBLIC])

@@ -1,4 +1,4 @@
-"""Cases: one k-means run on one data set, expanded from a suite, with a content-hash id.
+"""Expanding a suite into cases: the suite side's last step, above the runner's centre.
 
 :func:`expand` crosses a :class:`~pgbench.suite.Suite`'s sources, seeds and
 methods (or follows its ``[[cases]]`` list) and loads each source once per data
@@ -7,125 +7,21 @@ shape and their ``k``.  No k-means runs here, but data is loaded, so every sourc
 problem (a missing file, a regex that matches nothing, ``k > n``) is reported as a
 :class:`~pgbench.suite.SuiteError` before the first case starts.
 
-A case's id is the sha256 of the canonical JSON (sorted keys, no spaces) of
-everything that decides its outcome: suite name, source and its bound parameters,
-data set, data seed and seed, heuristic names with every bound parameter, n_iter,
-device, backend, dtype, tol and k (and max_points_per_centroid, when a method sets
-it).  Labels, timeouts and library versions are not part of it, so re-running a
-suite skips what is already stored.
+The cases themselves, their ids and the data cache live in :mod:`pgbench.case`,
+which the runner, executors and workers import without this module (nor the suite
+parser it needs).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Iterable
 
-from . import sources
+from .case import Case, Expansion, load_datasets
 from .suite import Source, Suite, SuiteError
 from .validation import error_text
 
 log = logging.getLogger(__name__)
-
-ID_FIELDS = ("suite", "source", "source_params", "dataset", "data_seed", "seed", "init", "resolve",
-             "consolidate", "params", "n_iter", "device", "backend", "dtype", "tol", "k")
-
-
-def canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-
-
-@dataclass(frozen=True, eq=False)
-class Case:
-    """Everything one run needs; plain data, picklable, trusted (validated by the suite)."""
-
-    suite: str
-    method: str
-    source: str
-    source_label: str
-    source_params: dict[str, Any]
-    dataset: str
-    data_seed: int
-    seed: int
-    init: str
-    resolve: str
-    consolidate: str | None
-    params: dict[str, dict[str, Any]]
-    engine_params: dict[str, Any]
-    n_iter: int
-    device: str
-    backend: str | None
-    dtype: str
-    tol: float | None
-    k: int
-    timeout: float
-    n: int
-    d: int
-    imports: tuple[str, ...] = ()
-    max_points_per_centroid: int | None = None
-    case_id: str = field(default="", compare=False)
-
-    def __post_init__(self) -> None:
-        if not self.case_id:
-            digest = hashlib.sha256(canonical_json(self.definition()).encode()).hexdigest()
-            object.__setattr__(self, "case_id", digest)
-
-    def definition(self) -> dict[str, Any]:
-        """The fields hashed into the id (``source_params`` as :func:`pgbench.sources.id_params` gives them)."""
-        fields = {name: getattr(self, name) for name in ID_FIELDS}
-        fields["source_params"] = sources.id_params(self.source, self.source_params)
-        if self.max_points_per_centroid is not None:   # only when set: every other case keeps its id
-            fields["max_points_per_centroid"] = self.max_points_per_centroid
-        return fields
-
-    @property
-    def data_key(self) -> tuple[str, str, int]:
-        """Cases sharing this key share their loaded data (one source load)."""
-        return self.source, canonical_json(self.source_params), self.data_seed
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class Expansion:
-    cases: list[Case]
-    skipped: list[tuple[str, str]]     # (source label, why) for optional sources left out
-
-
-# --------------------------------------------------------------------- data cache
-
-_cache: dict[tuple, dict[str, sources.Dataset]] = {}
-
-
-def load_datasets(source: str, params: dict[str, Any], data_seed: int) -> dict[str, sources.Dataset]:
-    """The data sets a source yields, by name; the last load is kept (one per process)."""
-    key = (source, canonical_json(params), data_seed)
-    if key not in _cache:
-        _cache.clear()   # free the previous source's data first
-        loaded: dict[str, sources.Dataset] = {}
-        for ds in sources.load(source, seed=data_seed, **params):
-            if ds.name in loaded:
-                raise ValueError(f"data source '{source}' yields two data sets named '{ds.name}'.")
-            loaded[ds.name] = ds
-        _cache[key] = loaded
-    return _cache[key]
-
-
-def dataset_for(case: Case) -> sources.Dataset:
-    """The data set a case clusters (loaded through the per-process cache)."""
-    loaded = load_datasets(case.source, case.source_params, case.data_seed)
-    try:
-        return loaded[case.dataset]
-    except KeyError:
-        raise ValueError(f"data source '{case.source}' no longer yields a data set named '{case.dataset}'.") from None
-
-
-def clear_cache() -> None:
-    _cache.clear()
-
 
 # ----------------------------------------------------------------------- expansion
 

@@ -51,6 +51,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,6 +195,28 @@ def _torch_reason(exc: BaseException) -> str:
     return _first_line(exc)
 
 
+#: the global a weights-only load refused, in each wording torch has used: "Unsupported global: GLOBAL x.y was
+#: not an allowed global" (torch <= 2.12) and "Trying to load unsupported GLOBAL x.y whose module x is blocked"
+#: (2.13, for modules such as os / posix, builtins' exec...)
+_REFUSED_GLOBAL = re.compile(r"\bGLOBAL\s+([\w.]+)")
+
+
+def _needs_full_unpickling(exc: BaseException) -> str | None:
+    """What only full unpickling could load (a global's name), when ``exc`` is torch's weights-only refusal.
+
+    None for any other failure (a truncated or foreign file is not readable either way).
+    """
+    if not isinstance(exc, pickle.UnpicklingError):
+        return None
+    text = str(exc)
+    found = _REFUSED_GLOBAL.search(text)
+    if found:
+        return found.group(1)
+    if "allowlisted" in text:      # "Can only build Tensor, Parameter, OrderedDict or types allowlisted ..."
+        return "an object of a type not allowlisted for weights-only loading"
+    return None
+
+
 def _load_pickle(path: Path, trust_checkpoint: bool) -> Checkpoint:
     try:
         if trust_checkpoint:
@@ -204,10 +227,10 @@ def _load_pickle(path: Path, trust_checkpoint: bool) -> Checkpoint:
             with allow([argparse.Namespace]) if allow else contextlib.nullcontext():
                 obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        needs = re.search(r"GLOBAL (\S+) was not an allowed global", str(exc))
+        needs = _needs_full_unpickling(exc)
         if needs and not trust_checkpoint:
             raise ValueError(
-                f"{path}: needs full unpickling (it stores {needs.group(1)}), which can run arbitrary code; "
+                f"{path}: needs full unpickling (it stores {needs}), which can run arbitrary code; "
                 f"pass --trust-checkpoint (trust_checkpoint=True) only if you trust its source."
             ) from None
         raise ValueError(f"{path}: not a readable torch checkpoint ({_torch_reason(exc)}).") from None

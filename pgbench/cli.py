@@ -12,11 +12,13 @@ import argparse
 import json
 import os
 import sys
+import traceback
 
 from . import __version__, asv_history, asv_site, console, paths, registry, suite_cli
 from .report import cli as report_cli
 from .glue import cli as glue_cli
 from .testing import cli as testing_cli
+from .validation import error_text
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -106,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit status and never lets an exception out.
+
+    2: bad input (a ValueError, raised before any work); 1: the command could not
+    finish (any other error, one line; ``-v`` adds the traceback); 130: Ctrl-C;
+    141: stdout's reader went away (``pgbench list | head -1``).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.data_root:   # through the environment, so worker processes and batch jobs see it too
@@ -114,8 +122,55 @@ def main(argv: list[str] | None = None) -> int:
         console.configure(args)
     except ValueError as exc:
         parser.error(str(exc))
+    where = f"pgbench {args.command}"
     try:
         return COMMANDS[args.command][1](args)
+    except KeyboardInterrupt:
+        _say(f"{where}: interrupted")
+        return INTERRUPTED
+    except BrokenPipeError:
+        _quiet_stdout()
+        return BROKEN_PIPE
     except ValueError as exc:
-        print(f"pgbench {args.command}: error: {exc}", file=sys.stderr)
+        _say(f"{where}: error: {error_text(exc)}")
         return 2
+    except Exception as exc:  # noqa: BLE001 - the top level: one line, never a bare traceback
+        if _interrupted(exc):
+            _say(f"{where}: interrupted")
+            return INTERRUPTED
+        if args.verbose:
+            traceback.print_exc(file=sys.stderr)
+        _say(f"{where}: error: {type(exc).__name__}: {error_text(exc)}"
+             + ("" if args.verbose else " (run with -v for the traceback)"))
+        return 1
+
+
+INTERRUPTED, BROKEN_PIPE = 130, 141     # 128 + SIGINT / SIGPIPE, as a shell reports a job those signals end
+
+
+def _say(line: str) -> None:
+    try:
+        print(line, file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """True when a Ctrl-C is what set off ``exc`` (an error raised while cleaning up after it)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__context__
+    return False
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail on the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):   # not a real file (a test's capture)
+        pass

@@ -1,5 +1,9 @@
 """Executors: where cases run.  Each one calls ``sink(row, trace)`` once per finished case.
 
+An executor takes its cases from a :class:`~pgbench.claims.CaseQueue` (a plain list
+is wrapped in one that claims nothing): a case is claimed just before it starts, so
+concurrent runs on one results folder share the work (:mod:`pgbench.claims`).
+
 ``inline``
     In this process, one case after another; timeouts are not enforced.  For
     debugging, tests and profilers.
@@ -14,7 +18,8 @@
     GPUs and device ``cuda``, worker i sees only GPU ``i % n_gpus``.
 ``slurm`` (:class:`SlurmExecutor`)
     submitit job arrays (``map_array``): cases are grouped by data set into tasks of
-    ``cases_per_task``; each task runs its cases through a one-worker
+    ``cases_per_task``; each task claims its cases through claim files in the spool
+    (:class:`~pgbench.claims.SpoolQueue`), runs them through a one-worker
     :class:`ProcessExecutor` (so per-case timeouts hold there too) and writes each
     finished case into the store's spool folder; this process reads the spool into
     the store while it waits.  ``cluster="local"`` / ``"debug"`` use submitit's
@@ -23,7 +28,6 @@
 
 from __future__ import annotations
 
-import collections
 import logging
 import math
 import multiprocessing as mp
@@ -32,16 +36,23 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, Union
 
 from . import store, worker
+from .case import Case, Status
+from .claims import CaseQueue, SpoolQueue, reopen_spool_claims
 from .extras import require
-from .cases import Case
 
 log = logging.getLogger(__name__)
 
 Sink = Callable[[dict, list], None]
+Work = Union[Sequence[Case], CaseQueue]
 EXECUTORS = ("local", "inline", "slurm")
+MAX_WAIT_S = 3600.0        # longest single wait for workers (the OS rejects waits beyond ~24.8 days)
+
+
+def as_queue(work: Work) -> CaseQueue:
+    return work if isinstance(work, CaseQueue) else CaseQueue(work)
 
 
 def available_cpus() -> int:
@@ -64,8 +75,14 @@ def _context():
 class InlineExecutor:
     """Runs cases in this process (no timeout enforcement)."""
 
-    def execute(self, cases: Sequence[Case], sink: Sink) -> None:
-        for case in cases:
+    def execute(self, work: Work, sink: Sink) -> None:
+        queue, key = as_queue(work), None
+        while len(queue):
+            case = queue.take(key)
+            if case is None:                # the rest is held by other processes: wait for them
+                time.sleep(queue.poll_s)
+                continue
+            key = case.data_key
             sink(*worker.run_case(case))
 
 
@@ -109,33 +126,30 @@ class ProcessExecutor:
         w.process.join(5)
         w.conn.close()
 
-    @staticmethod
-    def _take(pending: collections.deque, key: tuple | None) -> Case:
-        """The next case, preferring one whose data this worker has loaded already."""
-        if key is not None and pending[0].data_key != key:
-            for i, case in enumerate(pending):
-                if case.data_key == key:
-                    del pending[i]
-                    return case
-        return pending.popleft()
-
-    def execute(self, cases: Sequence[Case], sink: Sink) -> None:
-        if not cases:
+    def execute(self, work: Work, sink: Sink) -> None:
+        queue = as_queue(work)
+        if not len(queue):
             return
-        gpus = _gpus_to_split(cases) if self.jobs > 1 else 0
-        pending = collections.deque(cases)
-        workers = [self._spawn(i, gpus) for i in range(min(self.jobs, len(cases)))]
+        gpus = _gpus_to_split(queue.cases) if self.jobs > 1 else 0
+        workers = [self._spawn(i, gpus) for i in range(min(self.jobs, len(queue)))]
         try:
-            while pending or any(w.case is not None for w in workers):
+            while True:
                 for w in workers:
-                    if w.ready and w.case is None and pending:
-                        w.case = self._take(pending, w.last_key)
-                        w.last_key, w.started = w.case.data_key, time.monotonic()
-                        w.conn.send(w.case)
+                    if w.ready and w.case is None and len(queue):
+                        case = queue.take(w.last_key)     # claimed for this process, or None for now
+                        if case is None:
+                            break
+                        w.case, w.last_key, w.started = case, case.data_key, time.monotonic()
+                        w.conn.send(case)
                 busy = [w for w in workers if w.case is not None]
-                wait_s = min((w.started + w.case.timeout - time.monotonic() for w in busy), default=None)
+                if not busy and not len(queue):          # (take() drops the cases others stored)
+                    break
+                waits = [w.started + w.case.timeout - time.monotonic() for w in busy]
+                if len(queue) and any(w.ready and w.case is None for w in workers):
+                    waits.append(queue.poll_s)            # cases other processes hold: ask again soon
+                wait_s = min(min(waits, default=MAX_WAIT_S), MAX_WAIT_S)
                 waitables = [w.conn for w in workers] + [w.process.sentinel for w in workers]
-                multiprocessing.connection.wait(waitables, None if wait_s is None else max(0.0, wait_s))
+                multiprocessing.connection.wait(waitables, max(0.0, wait_s))
                 for i, w in enumerate(workers):
                     workers[i] = self._service(w, i, gpus, sink)
         finally:
@@ -174,14 +188,14 @@ class ProcessExecutor:
                                    "see the messages above")
             if w.case is not None:
                 log.warning("worker died (exit code %s) running case %s", code, w.case.case_id[:12])
-                sink(worker.failed_row(w.case, "error", f"worker process died (exit code {code})",
+                sink(worker.failed_row(w.case, Status.ERROR, f"worker process died (exit code {code})",
                                        time.monotonic() - w.started), [])
             return self._spawn(index, gpus)
         if w.case is not None and time.monotonic() - w.started >= w.case.timeout:
             elapsed = time.monotonic() - w.started
             self._kill(w)
             log.info("case %s timed out after %.1f s", w.case.case_id[:12], elapsed)
-            sink(worker.failed_row(w.case, "timeout", f"exceeded the {w.case.timeout:g} s timeout", elapsed), [])
+            sink(worker.failed_row(w.case, Status.TIMEOUT, f"exceeded the {w.case.timeout:g} s timeout", elapsed), [])
             return self._spawn(index, gpus)
         return w
 
@@ -209,9 +223,20 @@ def batches(cases: Sequence[Case], per_task: int) -> list[list[Case]]:
 
 
 def slurm_task(cases: list[Case], results_dir: str) -> int:
-    """One array task: run the cases (killable worker, timeouts enforced), spool each result."""
-    ProcessExecutor(jobs=1).execute(cases, lambda row, trace: store.write_spool(results_dir, row, trace))
-    return len(cases)
+    """One array task: claim each case (claim files), run it (killable worker, timeouts enforced), spool it.
+
+    Returns how many cases this task ran; cases another task holds or finished are left to it.
+    """
+    ran = 0
+    with SpoolQueue(cases, results_dir) as queue:
+        def sink(row: dict, trace: list) -> None:
+            nonlocal ran
+            store.write_spool(results_dir, row, trace)
+            queue.finish(row["case_id"])
+            ran += 1
+
+        ProcessExecutor(jobs=1).execute(queue, sink)
+    return ran
 
 
 @dataclass
@@ -246,11 +271,15 @@ class SlurmExecutor:
                 out[f"slurm_{key}"] = p.pop(key)
         return out
 
-    def execute(self, cases: Sequence[Case], sink: Sink) -> None:
+    def execute(self, work: Work, sink: Sink, stored: Callable[[str], bool] = lambda case_id: False) -> None:
+        """Submit every case of ``work`` (the tasks claim them); ``stored(case_id)``: is it in the store?"""
+        cases = as_queue(work).cases
         if not cases:
             return
         require("slurm", "--executor slurm")
         import submitit
+
+        reopen_spool_claims(self.results_dir, [c.case_id for c in cases], stored)
 
         groups = batches(cases, int(self.params.get("cases_per_task", 1)))
         executor = submitit.AutoExecutor(folder=Path(self.results_dir) / "submitit" / "%j", cluster=self.cluster)

@@ -120,14 +120,14 @@ def export(results: str | Path, suite: str | None = None, csv_path: str | Path |
     """Write the store's cases and/or trace tables; returns (cases, trace rows) exported.
 
     ``results`` is a results folder or its ``results.sqlite``; ``suite`` keeps one
-    suite's cases.  Only the tables with a path given are read and written.
+    suite's cases.  Only the tables with a path given are read and written; the
+    store is opened read-only (cases a batch job spooled are read beside it).
     Raises ValueError when no store is there, or the ``parquet`` extra is missing
     for a Parquet path (checked before anything is written).
     """
     if parquet_path is not None or trace_parquet is not None:
         require("parquet", "--parquet / --trace-parquet")
-    with store.Store(results, create=False) as st:
-        st.ingest_spool()
+    with store.Store(results, readonly=True) as st:   # spooled cases are read too, not moved in
         cases = st.rows(suite) if csv_path is not None or parquet_path is not None else []
         trace = st.trace_rows(suite, TRACE_KEYS) if trace_csv is not None or trace_parquet is not None else []
     for writer, rows, columns, path in ((write_csv, cases, store.COLUMNS, csv_path),

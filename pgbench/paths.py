@@ -17,6 +17,9 @@ Data (the clustering benchmark sets, GLUE) is never shipped.  Its root is, in
 order: the ``PGBENCH_DATA`` environment variable (the CLI's ``--data DIR`` sets it,
 so worker processes and batch jobs inherit it), then, in a checkout only, the
 checkout's ``../shared/data``.  Nothing else is guessed.
+
+Outputs: :func:`writable_file` / :func:`writable_dir` say, before any work, why a
+file or folder pgbench is asked to write cannot be written.
 """
 
 from __future__ import annotations
@@ -83,3 +86,28 @@ def data_dir(name: str) -> Path:
         raise ValueError(f"no data folder for '{name}': pass --data DIR or set {DATA_ENV}=DIR "
                          f"(DIR holding {name}/)")
     return root / name
+
+
+# ------------------------------------------------------------------ outputs
+
+def writable_dir(folder: Path) -> str | None:
+    """Why files cannot be created in ``folder`` (or in the folders that would be made for it), or None."""
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
+def writable_file(path: str | Path, option: str) -> Path:
+    """``path`` as an output file that can be written (its folders are made when missing); ValueError if not."""
+    path = Path(path)
+    why = f"{path} is a folder" if path.is_dir() else writable_dir(path.parent)
+    if why is None and path.exists() and not os.access(path, os.W_OK):
+        why = f"{path} is read-only"
+    if why:
+        raise ValueError(f"{option} {path}: cannot write there ({why}).")
+    return path

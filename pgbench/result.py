@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 
-STATUSES = ("ok", "unresolved", "stopped", "diverged")
+
+class Status(enum.StrEnum):
+    """Every status a run or a stored case can have: the one declaration (the runner, the store and the
+    report derive theirs from it; members compare equal to their plain strings).
+
+    Each member is ``NAME = "value", measured``; ``measured`` is False for a status whose row holds no
+    result to measure (the report counts those as failed).  Adding a status is one line here.
+    """
+
+    def __new__(cls, value: str, measured: bool) -> "Status":
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.measured = measured
+        return member
+
+    OK = "ok", True                    # every cluster non-empty at the end
+    UNRESOLVED = "unresolved", True    # empty clusters remain, or the resolver gave up in the last iteration
+    STOPPED = "stopped", True          # the resolver stopped the iterations (fairseq's EmptyClusterResolveError)
+    DIVERGED = "diverged", True        # centroids or distances overflowed the dtype; last finite state kept
+    ERROR = "error", False             # the case raised, or its worker died (runner)
+    TIMEOUT = "timeout", False         # the case outlived its timeout (runner)
 
 
 @dataclass
@@ -51,7 +72,7 @@ class KMeansResult:
     the original points; trace : list of IterationStats; n_empty_final : empty
     clusters after a last assignment step with the final centroids (for fairseq's
     stop this is the assignment fairseq returns); inertia : final sum of weighted
-    squared distances; status : ``ok``, ``unresolved`` (empty clusters remain at
+    squared distances; status : a :class:`Status`: ``ok``, ``unresolved`` (empty clusters remain at
     the end, or the resolver gave up in the last iteration) or ``stopped`` (the
     resolver stopped the iterations, as fairseq does on EmptyClusterResolveError)
     or ``diverged`` (centroids or distances overflowed the dtype, see

@@ -1,11 +1,15 @@
 """Run a suite: expand it, skip what the store has, execute the rest, store each case as it finishes.
 
-Pipeline: :func:`pgbench.suite.load_suite` -> :func:`pgbench.cases.expand` ->
+Pipeline: :func:`pgbench.suite.load_suite` -> :func:`pgbench.cases.expand` (the suite side) ->
 filter out case ids already in the store -> an executor from
-:mod:`pgbench.executors` -> :meth:`pgbench.store.Store.add`, one transaction per
+:mod:`pgbench.executors`, which claims each case just before it starts
+(:mod:`pgbench.claims`) -> :meth:`pgbench.store.Store.add`, one transaction per
 finished case.  Resuming is running the same suite again: stored cases are
 skipped whatever their status, so an interrupted or killed run loses at most the
-cases that were in flight.  A failing case is a row (``error`` / ``timeout``),
+cases that were in flight.  Several runs of one suite on one results folder at
+once split its cases between them: each case is computed once while its owner
+lives, and every run waits for the cases the others hold, so each ends with the
+whole suite stored.  A failing case is a row (``error`` / ``timeout``),
 never a failed run; :func:`run_suite` raises only when the suite itself cannot
 run (a bad suite, an unusable store, workers that cannot start).
 """
@@ -17,9 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import cases as cases_mod
-from .executors import make_executor
-from .store import STATUSES, Store
+from . import case as case_mod
+from .case import Status
+from .claims import StoreQueue
+from .executors import SlurmExecutor, make_executor
+from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +35,13 @@ class RunSummary:
     suite: str
     total: int                    # cases in the expanded suite
     already: int                  # found in the store before this run
-    ran: int                      # stored by this run
+    ran: int                      # stored by this run (cases other processes stored meanwhile are not counted)
     counts: dict[str, int] = field(default_factory=dict)   # every stored case of the suite, by status
     missing: int = 0              # expanded cases still not in the store (failed batch jobs)
     skipped_sources: list[tuple[str, str]] = field(default_factory=list)
 
 
-def run_suite(expansion: cases_mod.Expansion, results_dir: str | Path, executor: str = "local",
+def run_suite(expansion: case_mod.Expansion, results_dir: str | Path, executor: str = "local",
               jobs: int = 1, slurm: dict | None = None, cluster: str | None = None,
               on_result: Callable[[dict, bool], None] | None = None,
               on_start: Callable[[int, int], None] | None = None, retry: tuple[str, ...] = ()) -> RunSummary:
@@ -56,9 +62,9 @@ def run_suite(expansion: cases_mod.Expansion, results_dir: str | Path, executor:
     all_cases = expansion.cases
     suite = all_cases[0].suite if all_cases else ""
     ids = [c.case_id for c in all_cases]
-    bad = sorted(set(retry) - set(STATUSES))
+    bad = sorted(set(retry) - set(Status))
     if bad:
-        raise ValueError(f"--retry: unknown status '{bad[0]}' (known: {', '.join(STATUSES)}).")
+        raise ValueError(f"--retry: unknown status '{bad[0]}' (known: {', '.join(Status)}).")
     if executor != "slurm" and any(c.device.startswith("cuda") for c in all_cases):
         import torch
 
@@ -75,7 +81,7 @@ def run_suite(expansion: cases_mod.Expansion, results_dir: str | Path, executor:
         log.info("%d cases, %d already stored, %d to run", len(all_cases), already, len(todo))
         if on_start is not None:
             on_start(len(todo), already)
-        cases_mod.clear_cache()                  # the data is reloaded where the cases run
+        case_mod.clear_cache()                  # the data is reloaded where the cases run
         ran = 0
 
         def sink(row: dict, trace: list) -> None:
@@ -85,7 +91,16 @@ def run_suite(expansion: cases_mod.Expansion, results_dir: str | Path, executor:
             if on_result is not None:
                 on_result(row, stored)
 
-        make_executor(executor, jobs=jobs, results_dir=store.dir, slurm=slurm, cluster=cluster).execute(todo, sink)
+        runner = make_executor(executor, jobs=jobs, results_dir=store.dir, slurm=slurm, cluster=cluster)
+        if isinstance(runner, SlurmExecutor):   # batch tasks claim through the spool, never through SQLite
+            runner.execute(todo, sink, stored=store.has)
+        else:
+            with StoreQueue(todo, store.path) as queue:
+                def claimed_sink(row: dict, trace: list) -> None:
+                    sink(row, trace)
+                    queue.finish(row["case_id"])
+
+                runner.execute(queue, claimed_sink)
         counts = store.status_counts(ids)
     return RunSummary(suite, len(all_cases), already, ran, counts, len(all_cases) - sum(counts.values()),
                       list(expansion.skipped))

@@ -15,6 +15,14 @@ SQLite's WAL needs every writer on the same host, so batch jobs on other machine
 ``RESULTS_DIR/spool/`` (written to a temporary name, then renamed), and the
 process that owns the store reads those in with :meth:`Store.ingest_spool`.
 
+Commands that only read (``export``, ``report``, ``compare``) open the store with
+``readonly=True``: SQLite's read-only mode, no schema written, spooled cases read
+beside the stored ones but left in the spool.  Opening refuses, in one line naming
+the file, what is not a pgbench store: not a database, a ``cases`` (or ``trace``)
+table whose primary key is not pgbench's (a foreign table would otherwise gain
+columns and then store the same case twice), a store written by a newer pgbench,
+or a folder where the store cannot be written.
+
 JSON columns (``source_params``, ``params``, ``versions``, ``n_empty_per_iter``,
 ``n_empty_assigned_per_iter``, ``rounds_per_iter``) hold JSON text; :meth:`Store.add`
 takes them as Python objects.  :mod:`pgbench.export` writes the tables as CSV or Parquet.
@@ -30,6 +38,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from .paths import writable_dir
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +74,6 @@ COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
 JSON_COLUMNS: dict[str, str] = {
     "source_params": "object", "params": "object", "versions": "object", "n_empty_per_iter": "list<int>",
     "n_empty_assigned_per_iter": "list<int>", "rounds_per_iter": "list<int>"}
-STATUSES = ("ok", "unresolved", "stopped", "error", "timeout")
 TRACE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("case_id", "TEXT NOT NULL"), ("iteration", "INTEGER NOT NULL"), ("n_empty_assigned", "INTEGER"),
     ("n_empty_resolved", "INTEGER"), ("n_resolved", "INTEGER"), ("rounds", "INTEGER"),
@@ -74,6 +82,7 @@ TRACE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("resolve_assign_passes", "INTEGER"),
 )
 TRACE_NAMES = tuple(name for name, _ in TRACE_COLUMNS)
+TRACE_KEY = ("case_id", "iteration")
 
 
 def db_path(results: str | Path) -> Path:
@@ -82,33 +91,92 @@ def db_path(results: str | Path) -> Path:
     return results if results.suffix == ".sqlite" else results / DB_NAME
 
 
+def connect_readonly(path: Path, timeout_s: float = 120.0) -> sqlite3.Connection:
+    """SQLite's read-only mode; ``immutable`` where that cannot start (a WAL store in a read-only folder
+    that has no -shm file: nobody can be writing there)."""
+    uri = path.resolve().as_uri()
+    try:
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=timeout_s, isolation_level=None)
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        if writable_dir(path.parent) is None:
+            raise
+        return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=timeout_s, isolation_level=None)
+
+
 class SQLiteFile:
-    """One SQLite file opened for concurrent, crash-safe writers (WAL, busy timeout, FULL sync).
+    """One SQLite file opened for concurrent, crash-safe writers (WAL, busy timeout, FULL sync), or read-only.
 
     Shared by :class:`Store` (``cases``, ``trace``) and the downstream table of
-    :mod:`pgbench.glue.results`, which live in the same file.
+    :mod:`pgbench.glue.results`, which live in the same file.  Every failure to
+    open is a ValueError naming the file and the reason.
     """
 
-    def __init__(self, results: str | Path, busy_timeout_s: float = 120.0, create: bool = True):
+    def __init__(self, results: str | Path, busy_timeout_s: float = 120.0, create: bool = True,
+                 readonly: bool = False):
         self.path = db_path(results)
         self.dir = self.path.parent
-        if not create and not self.path.exists():
+        self.readonly = readonly
+        if (readonly or not create) and not self.path.is_file():
             raise ValueError(f"{self.path}: no result store here.")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None)
-        self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = FULL")
+        why = None if readonly else writable_dir(self.dir)
+        if why is None and not readonly and self.path.exists() and not os.access(self.path, os.W_OK):
+            why = f"{self.path} is read-only"
+        if why:
+            raise ValueError(f"{self.path}: cannot write the result store ({why}).")
+        self._conn: sqlite3.Connection | None = None
+        try:
+            if readonly:
+                self._conn = connect_readonly(self.path, busy_timeout_s)
+            else:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None)
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            self._conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()   # reads the header
+            self._check_schema()                 # before anything is written (WAL mode changes the header)
+            if not readonly:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute("PRAGMA synchronous = FULL")
+        except BaseException as exc:
+            if self._conn is not None:
+                self._conn.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise ValueError(f"{self.path}: not a usable SQLite result store ({exc}).") from None
+            if isinstance(exc, OSError):
+                raise ValueError(f"{self.path}: cannot open the result store ({exc.strerror or exc}).") from None
+            raise
+
+    def _check_schema(self) -> None:
+        """Refuse (ValueError) a file whose tables this class must not write into; nothing written yet."""
+
+    def _check_table(self, table: str, primary_key: tuple[str, ...]) -> bool:
+        """False when ``table`` is missing; ValueError when its primary key is not ``primary_key``."""
+        info = list(self._conn.execute(f"PRAGMA table_info({table})"))
+        if not info:
+            return False
+        have = tuple(row[1] for row in sorted(info, key=lambda r: r[5]) if row[5])
+        if have != primary_key:
+            raise ValueError(f"{self.path}: its '{table}' table was not written by pgbench (primary key "
+                             f"{', '.join(have) or 'none'}, expected {', '.join(primary_key)}); "
+                             "use another results folder.")
+        return True
 
     def _ensure_table(self, table: str, columns: tuple[tuple[str, str], ...], suffix: str = "",
-                      constraints: str = "") -> None:
+                      primary_key: tuple[str, ...] | None = None) -> None:
         """Create ``table`` if missing; a table written by an older pgbench gains the new columns.
 
-        ``constraints`` go inside the column list (``", PRIMARY KEY (a, b)"``), ``suffix``
-        after it.  Call inside :meth:`_transaction`.
+        ``primary_key`` defaults to the columns declared ``PRIMARY KEY``; a composite
+        one given here becomes a table constraint.  An existing table with another
+        primary key is refused.  ``suffix`` goes after the column list (``" WITHOUT
+        ROWID"``).  Call inside :meth:`_transaction`.
         """
-        cols = ", ".join(f"{n} {t}" for n, t in columns)
-        self._conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols}{constraints}){suffix}")
+        declared = tuple(n for n, t in columns if "PRIMARY KEY" in t)
+        key = primary_key or declared
+        if not self._check_table(table, key):
+            cols = ", ".join(f"{n} {t}" for n, t in columns)
+            constraint = f", PRIMARY KEY ({', '.join(key)})" if key and not declared else ""
+            self._conn.execute(f"CREATE TABLE {table} ({cols}{constraint}){suffix}")
         have = {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
         for name, sql_type in columns:
             if name not in have:
@@ -120,7 +188,8 @@ class SQLiteFile:
         try:
             yield
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            if self._conn.in_transaction:       # (a Ctrl-C can land before BEGIN took effect)
+                self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
 
@@ -135,20 +204,51 @@ class SQLiteFile:
 
 
 class Store(SQLiteFile):
-    """An open result store (create the folder and tables if needed)."""
+    """An open result store: created (folder and tables) if needed, or ``readonly`` (see the module docstring)."""
 
-    def __init__(self, results: str | Path, busy_timeout_s: float = 120.0, create: bool = True):
-        super().__init__(results, busy_timeout_s, create)
-        self._create()
+    def __init__(self, results: str | Path, busy_timeout_s: float = 120.0, create: bool = True,
+                 readonly: bool = False):
+        super().__init__(results, busy_timeout_s, create, readonly)
+        self._spooled: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        try:
+            if readonly:
+                self._read_spool()
+            else:
+                self._create()
+        except BaseException:
+            self.close()
+            raise
 
     # ---------------------------------------------------------------- schema
+    def _check_schema(self) -> None:
+        has_cases = self._check_table("cases", ("case_id",))
+        self._check_table("trace", TRACE_KEY)
+        version = None
+        if self._check_table("meta", ("key",)):
+            found = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = found[0] if found else None
+        if has_cases and version is None:
+            raise ValueError(f"{self.path}: its 'cases' table was not written by pgbench (no schema version); "
+                             "use another results folder.")
+        if version is not None and (not str(version).isdigit() or int(version) > SCHEMA_VERSION):
+            raise ValueError(f"{self.path}: written by a newer pgbench (schema {version}; this one reads "
+                             f"{SCHEMA_VERSION}).")
+        if self.readonly and not has_cases:
+            raise ValueError(f"{self.path}: not a pgbench result store (no 'cases' table).")
+
     def _create(self) -> None:
         with self._transaction():
             self._ensure_table("cases", COLUMNS)
-            self._ensure_table("trace", TRACE_COLUMNS, " WITHOUT ROWID", ", PRIMARY KEY (case_id, iteration)")
+            self._ensure_table("trace", TRACE_COLUMNS, " WITHOUT ROWID", TRACE_KEY)
             self._conn.execute("CREATE INDEX IF NOT EXISTS cases_suite ON cases (suite, status)")
             self._conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def _read_spool(self) -> None:
+        """Read-only: spooled cases not in the database yet, as :meth:`rows` returns them (JSON as text)."""
+        for _, row, trace in read_spool(self.dir, rename_bad=False):
+            if row.get("case_id") and not self.has(row["case_id"]):
+                self._spooled[row["case_id"]] = ({n: _db_value(n, row.get(n)) for n in COLUMN_NAMES}, trace)
 
     # ---------------------------------------------------------------- writes
     def add(self, row: dict[str, Any], trace: Iterable[dict[str, Any]] = ()) -> bool:
@@ -156,8 +256,7 @@ class Store(SQLiteFile):
         unknown = sorted(set(row) - set(COLUMN_NAMES))
         if unknown:
             raise ValueError(f"result row has unknown column(s): {', '.join(unknown)}.")
-        values = [json.dumps(row.get(n)) if n in JSON_COLUMNS and row.get(n) is not None else row.get(n)
-                  for n in COLUMN_NAMES]
+        values = [_db_value(n, row.get(n)) for n in COLUMN_NAMES]
         marks = ", ".join("?" * len(COLUMN_NAMES))
         with self._transaction():
             cur = self._conn.execute(f"INSERT OR IGNORE INTO cases ({', '.join(COLUMN_NAMES)}) VALUES ({marks})",
@@ -198,6 +297,9 @@ class Store(SQLiteFile):
             sql, args = sql + " WHERE suite = ?", (suite,)
         return {r[0] for r in self._conn.execute(sql, args)}
 
+    def has(self, case_id: str) -> bool:
+        return self._conn.execute("SELECT 1 FROM cases WHERE case_id = ?", (case_id,)).fetchone() is not None
+
     def status_counts(self, case_ids: Iterable[str]) -> dict[str, int]:
         """Stored cases by status among ``case_ids``."""
         wanted = set(case_ids)
@@ -208,16 +310,19 @@ class Store(SQLiteFile):
         return counts
 
     def rows(self, suite: str | None = None) -> list[dict[str, Any]]:
-        """Every stored case as a dict (JSON columns as JSON text), in insertion order."""
+        """Every stored case as a dict (JSON columns as JSON text), in insertion order (read-only: then the
+        spooled ones)."""
         sql, args = f"SELECT {', '.join(COLUMN_NAMES)} FROM cases", ()
         if suite is not None:
             sql, args = sql + " WHERE suite = ?", (suite,)
-        return [dict(zip(COLUMN_NAMES, r)) for r in self._conn.execute(sql + " ORDER BY rowid", args)]
+        rows = [dict(zip(COLUMN_NAMES, r)) for r in self._conn.execute(sql + " ORDER BY rowid", args)]
+        return rows + [dict(r) for r, _ in self._spooled.values() if suite is None or r["suite"] == suite]
 
     def trace_rows(self, suite: str | None = None, keys: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         """Every stored iteration as a dict: the case columns ``keys``, then :data:`TRACE_NAMES`.
 
-        Ordered by case (insertion order), then iteration; ``suite`` keeps one suite's cases.
+        Ordered by case (insertion order, spooled cases of a read-only store last), then
+        iteration; ``suite`` keeps one suite's cases.
         """
         bad = [k for k in keys if k not in COLUMN_NAMES or k in TRACE_NAMES]
         if bad:
@@ -227,9 +332,16 @@ class Store(SQLiteFile):
         if suite is not None:
             sql, args = sql + " WHERE c.suite = ?", (suite,)
         names = keys + TRACE_NAMES
-        return [dict(zip(names, r)) for r in self._conn.execute(sql + " ORDER BY c.rowid, t.iteration", args)]
+        rows = [dict(zip(names, r)) for r in self._conn.execute(sql + " ORDER BY c.rowid, t.iteration", args)]
+        for case_id, (row, _) in self._spooled.items():   # read-only: spooled cases after the stored ones
+            if suite is None or row["suite"] == suite:
+                rows += [{**{k: row[k] for k in keys}, **t} for t in self.trace(case_id)]
+        return rows
 
     def trace(self, case_id: str) -> list[dict[str, Any]]:
+        if case_id in self._spooled:
+            return [{n: _plain(t.get(n)) if n != "case_id" else case_id for n in TRACE_NAMES}
+                    for t in self._spooled[case_id][1]]
         cur = self._conn.execute(f"SELECT {', '.join(TRACE_NAMES)} FROM trace WHERE case_id = ? ORDER BY iteration",
                                  (case_id,))
         return [dict(zip(TRACE_NAMES, r)) for r in cur]
@@ -237,6 +349,11 @@ class Store(SQLiteFile):
 
 def _plain(value: Any) -> Any:
     return int(value) if isinstance(value, bool) else value
+
+
+def _db_value(column: str, value: Any) -> Any:
+    """A row's value as the ``cases`` table holds it (JSON columns as JSON text)."""
+    return json.dumps(value) if column in JSON_COLUMNS and value is not None else value
 
 
 # -------------------------------------------------------------------------- spool
@@ -255,8 +372,9 @@ def write_spool(results_dir: str | Path, row: dict[str, Any], trace: list[dict[s
     return final
 
 
-def read_spool(results_dir: str | Path) -> Iterator[tuple[Path, dict[str, Any], list[dict[str, Any]]]]:
-    """(path, row, trace) of every complete spool file; unreadable ones are renamed ``*.bad``."""
+def read_spool(results_dir: str | Path,
+               rename_bad: bool = True) -> Iterator[tuple[Path, dict[str, Any], list[dict[str, Any]]]]:
+    """(path, row, trace) of every complete spool file; unreadable ones are renamed ``*.bad`` (or just skipped)."""
     folder = Path(results_dir) / SPOOL
     if not folder.is_dir():
         return
@@ -267,5 +385,7 @@ def read_spool(results_dir: str | Path) -> Iterator[tuple[Path, dict[str, Any], 
         except FileNotFoundError:   # another process ingested it first
             continue
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("%s: unreadable spooled result (%s); renamed to .bad", path, exc)
-            path.replace(path.with_suffix(".bad"))
+            log.warning("%s: unreadable spooled result (%s)%s", path, exc, "; renamed to .bad" if rename_bad else "")
+            if rename_bad:
+                path.replace(path.with_suffix(".bad"))
+

@@ -84,7 +84,7 @@ from typing import Any
 
 from . import backends, paths, registry, sources
 from .suite_downstream import parse_downstream
-from .suite_values import Parser, SuiteError, resolve_variables, substitute
+from .suite_values import Parser, SuiteError, resolve_variables, resolved, substitute
 
 STAGES = registry.STAGES
 SLURM_KEYS = ("partition", "timeout_min", "cpus_per_task", "mem_gb", "gpus_per_node", "array_parallelism",
@@ -219,13 +219,13 @@ def _engine_settings(p: Parser, entry: dict, where: str) -> dict[str, Any]:
 _UNSET = object()
 
 
-def _methods(p: Parser, raw: Any) -> list[Method]:
+def _methods(p: Parser, raw: Any, values: dict[str, str | None]) -> list[Method]:
     if not isinstance(raw, list) or not raw:
         raise p.fail("the suite needs at least one [[methods]] table")
     methods: list[Method] = []
     for i, entry in enumerate(raw, 1):
         where = f"[[methods]] #{i}"
-        entry = p.table(entry, where, _METHOD_KEYS)
+        entry = resolved(p, p.table(entry, where, _METHOD_KEYS), values, where)
         label = p.string(entry["label"], f"{where} label") if "label" in entry else None
         where = f"[[methods]] '{label}'" if label else where
         try:
@@ -278,7 +278,7 @@ def _sources(p: Parser, raw: Any, values: dict[str, str | None]) -> list[Source]
             k=p.integer(entry["k"], f"{where} k", 1) if "k" in entry else None,
             seeds=p.seeds(entry["seeds"], f"{where} seeds") if "seeds" in entry else None,
             data_seed=p.integer(entry["data_seed"], f"{where} data_seed", 0) if "data_seed" in entry else None,
-            timeout=p.number(entry["timeout"], f"{where} timeout", True) if "timeout" in entry else None,
+            timeout=p.timeout(entry["timeout"], f"{where} timeout") if "timeout" in entry else None,
             optional=optional)
         keys = list(grid)
         for point in itertools.product(*(grid[k] for k in keys)):
@@ -301,7 +301,8 @@ def _sources(p: Parser, raw: Any, values: dict[str, str | None]) -> list[Source]
 
 # --------------------------------------------------------------------------- suite
 
-def _pairs(p: Parser, raw: Any, methods: list[Method], srcs: list[Source]) -> tuple | None:
+def _pairs(p: Parser, raw: Any, methods: list[Method], srcs: list[Source],
+           values: dict[str, str | None]) -> tuple | None:
     if raw is None:
         return None
     if not isinstance(raw, list) or not raw:
@@ -309,7 +310,7 @@ def _pairs(p: Parser, raw: Any, methods: list[Method], srcs: list[Source]) -> tu
     pairs = []
     for i, entry in enumerate(raw, 1):
         where = f"[[cases]] #{i}"
-        entry = p.table(entry, where, ("method", "source", "seeds"))
+        entry = resolved(p, p.table(entry, where, ("method", "source", "seeds")), values, where)
         if "method" not in entry or "source" not in entry:
             raise p.fail(f"{where} needs 'method' and 'source' (labels of [[methods]] / [[sources]] entries)")
         m_ref = p.string(entry["method"], f"{where} method")
@@ -325,8 +326,8 @@ def _pairs(p: Parser, raw: Any, methods: list[Method], srcs: list[Source]) -> tu
     return tuple(pairs)
 
 
-def _slurm(p: Parser, raw: Any, cli: dict[str, str] | None) -> dict[str, Any]:
-    table = dict(p.table(raw, "[slurm]", SLURM_KEYS))
+def _slurm(p: Parser, raw: Any, cli: dict[str, str] | None, values: dict[str, str | None]) -> dict[str, Any]:
+    table = dict(resolved(p, p.table(raw, "[slurm]", SLURM_KEYS), values, "[slurm]"))
     for key, text in (cli or {}).items():
         if key not in SLURM_KEYS:
             raise p.fail(f"--slurm {key}: unknown SLURM setting (known: {', '.join(SLURM_KEYS)})")
@@ -387,10 +388,7 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None, device
         raise p.fail(f"not valid TOML ({exc})") from None
     p.table(raw, "the file", ("suite", "vars", "methods", "sources", "cases", "slurm", "downstream"))
     values = resolve_variables(p, raw.get("vars", {}), variables or {})
-    missing: set[str] = set()
-    head = substitute(p, p.table(raw.get("suite", {}), "[suite]", _SUITE_KEYS), values, missing)
-    if missing:
-        raise p.fail(f"[suite]: {sorted(missing)[0]}")
+    head = resolved(p, p.table(raw.get("suite", {}), "[suite]", _SUITE_KEYS), values, "[suite]")
 
     imports = tuple(p.names(head["imports"], "[suite] imports")) if "imports" in head else ()
     for module in imports:
@@ -414,7 +412,7 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None, device
 
     downstream = parse_downstream(p, raw.get("downstream"), values)
     only_downstream = bool(downstream) and "methods" not in raw and "sources" not in raw
-    methods = [] if only_downstream else _methods(p, raw.get("methods"))
+    methods = [] if only_downstream else _methods(p, raw.get("methods"), values)
     srcs = [] if only_downstream else _sources(p, raw.get("sources"), values)
     if timeout is not None:  # the command line wins over every per-source timeout
         srcs = [dataclasses.replace(s, timeout=None) for s in srcs]
@@ -425,8 +423,8 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None, device
         seeds=p.seeds(head.get("seeds", [0]), "[suite] seeds"),
         n_iter=p.integer(head.get("n_iter", 15), "[suite] n_iter", 1),
         device=device,
-        timeout=p.number(timeout if timeout is not None else head.get("timeout", DEFAULT_TIMEOUT),
-                         "timeout" if timeout is not None else "[suite] timeout", True),
+        timeout=p.timeout(timeout if timeout is not None else head.get("timeout", DEFAULT_TIMEOUT),
+                          "--timeout" if timeout is not None else "[suite] timeout"),
         k=p.integer(head["k"], "[suite] k", 1) if "k" in head else None,
         backend=backend,
         dtype=dtype,
@@ -434,7 +432,7 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None, device
         imports=imports,
         methods=tuple(methods),
         sources=tuple(srcs),
-        pairs=_pairs(p, raw.get("cases"), methods, srcs),
-        slurm=_slurm(p, raw.get("slurm", {}), slurm),
+        pairs=_pairs(p, raw.get("cases"), methods, srcs, values),
+        slurm=_slurm(p, raw.get("slurm", {}), slurm, values),
         downstream=downstream,
     )

@@ -193,10 +193,16 @@ def _setup_export(p: argparse.ArgumentParser) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import export
+    from .paths import writable_file
 
-    targets = [t for t in (args.csv, args.parquet, args.trace_csv, args.trace_parquet) if t]
+    outputs = (("--csv", args.csv), ("--parquet", args.parquet), ("--trace-csv", args.trace_csv),
+               ("--trace-parquet", args.trace_parquet))
+    targets = [t for _, t in outputs if t]
     if not targets:
         raise ValueError("give --csv, --parquet, --trace-csv and/or --trace-parquet FILE.")
+    for option, target in outputs:
+        if target:
+            writable_file(target, option)
     n_cases, n_trace = export(args.results, suite=args.suite, csv_path=args.csv, parquet_path=args.parquet,
                               trace_csv=args.trace_csv, trace_parquet=args.trace_parquet)
     counts = [f"{n_cases} cases"] * bool(args.csv or args.parquet) + \

@@ -23,6 +23,11 @@ from typing import Any
 from . import paths
 
 _VAR = re.compile(r"\$\{([^}]*)\}")
+#: the largest integer a suite may give: the store's INTEGER columns (seeds, n_iter, k) are signed 64-bit,
+#: and torch's generators take seeds below 2**64
+MAX_INT = 2**63 - 1
+#: the longest per-case timeout, in seconds (30 days; the OS cannot wait more than ~24.8 days at once)
+MAX_TIMEOUT_S = 30 * 24 * 3600.0
 
 
 class SuiteError(ValueError):
@@ -50,16 +55,26 @@ class Parser:
             raise self.fail(f"{where} must be a non-empty string, got {value!r}")
         return value
 
-    def integer(self, value: Any, where: str, minimum: int) -> int:
+    def integer(self, value: Any, where: str, minimum: int, maximum: int = MAX_INT) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise self.fail(f"{where} must be an integer >= {minimum}, got {value!r}")
+        if value > maximum:
+            raise self.fail(f"{where} must be at most {maximum} (2**63 - 1, the store's largest integer), "
+                            f"got {value!r}")
         return value
 
-    def number(self, value: Any, where: str, positive: bool) -> float:
+    def number(self, value: Any, where: str, positive: bool, maximum: float = float("inf"),
+               what: str = "number") -> float:
         bad = isinstance(value, bool) or not isinstance(value, (int, float)) or value != value
-        if bad or value < 0 or (positive and value == 0):
-            raise self.fail(f"{where} must be a {'positive' if positive else 'non-negative'} number, got {value!r}")
+        if bad or value < 0 or (positive and value == 0) or value > maximum:
+            kind = "positive" if positive else "non-negative"
+            raise self.fail(f"{where} must be a {kind} {what}, got {value!r}")
         return float(value)
+
+    def timeout(self, value: Any, where: str) -> float:
+        """Seconds per case: positive and finite, at most :data:`MAX_TIMEOUT_S`."""
+        return self.number(value, where, True, MAX_TIMEOUT_S,
+                           f"number of seconds up to {MAX_TIMEOUT_S:.0f} ({MAX_TIMEOUT_S / 86400:.0f} days)")
 
     def boolean(self, value: Any, where: str) -> bool:
         if not isinstance(value, bool):
@@ -146,6 +161,16 @@ def substitute(p: Parser, value: Any, values: dict[str, str | None], missing: se
         return _VAR.sub(lambda m: _builtin(m, missing), values[ref])   # a default's unresolved builtin
 
     return _VAR.sub(one, value)
+
+
+def resolved(p: Parser, table: dict[str, Any], values: dict[str, str | None], where: str) -> dict[str, Any]:
+    """``table`` with ``${...}`` replaced in every string; a reference that cannot resolve fails here
+    (for the parts of a suite that cannot be optional)."""
+    missing: set[str] = set()
+    table = substitute(p, table, values, missing)
+    if missing:
+        raise p.fail(f"{where}: {sorted(missing)[0]}")
+    return table
 
 
 BUILTINS = ("package:", "data:")

@@ -1,7 +1,7 @@
 """What runs inside a worker: one case -> one result row (and its per-iteration trace).
 
 :func:`run_case` loads the case's data set (through the per-process cache of
-:mod:`pgbench.cases`), runs :func:`pgbench.kmeans`, and measures the outcome into
+:mod:`pgbench.case`), runs :func:`pgbench.kmeans`, and measures the outcome into
 a row with the columns of :data:`pgbench.store.COLUMNS`.  It never raises for a
 failing case: the exception becomes a row with status ``error`` and the one-line
 error text.  :func:`worker_main` is the loop of a local worker process
@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from . import cases, pq, sysinfo
-from .cases import Case
+from . import pq, sysinfo
+from .case import Case, Status, dataset_for
 from .engine import kmeans
 from .metrics import centroid_index
 from .result import KMeansResult
@@ -50,7 +50,7 @@ def base_row(case: Case) -> dict[str, Any]:
     }
 
 
-def failed_row(case: Case, status: str, error: str, seconds: float | None = None) -> dict[str, Any]:
+def failed_row(case: Case, status: Status, error: str, seconds: float | None = None) -> dict[str, Any]:
     """A row for a case that produced no result (``error`` or ``timeout``)."""
     return {**base_row(case), "status": status, "error": error, "seconds_total": seconds}
 
@@ -121,7 +121,7 @@ def run_case(case: Case) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         for module in case.imports:
             importlib.import_module(module)
         _warm_up(case)
-        ds = cases.dataset_for(case)
+        ds = dataset_for(case)
         result = kmeans(ds.X, case.k, init=case.init, resolve=case.resolve, consolidate=case.consolidate,
                         n_iter=case.n_iter, seed=case.seed, device=case.device, backend=case.backend,
                         dtype=case.dtype, tol=case.tol, max_points_per_centroid=case.max_points_per_centroid,
@@ -130,7 +130,7 @@ def run_case(case: Case) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         return row, result.trace_dicts()
     except Exception as exc:  # noqa: BLE001 - a failing case is a result, not a crash
         log.info("case %s failed: %s", case.case_id[:12], one_line(exc))
-        return failed_row(case, "error", one_line(exc), time.perf_counter() - started), []
+        return failed_row(case, Status.ERROR, one_line(exc), time.perf_counter() - started), []
 
 
 def worker_main(conn: Any, threads: int | None, gpu: int | None = None) -> None:
@@ -149,7 +149,10 @@ def worker_main(conn: Any, threads: int | None, gpu: int | None = None) -> None:
     sources.source_names()
     sysinfo.versions()
     sysinfo.git_commit()                           # warm caches: not part of any case's time
-    conn.send(("ready", None))
+    try:
+        conn.send(("ready", None))
+    except (BrokenPipeError, OSError):             # the parent went away while this worker started (Ctrl-C)
+        return
     while True:
         try:
             case = conn.recv()

@@ -1,9 +1,17 @@
-"""Shared pytest hooks: benchmark markers and the pytest-benchmark machine info."""
+"""Shared pytest hooks: benchmark markers, the pytest-benchmark machine info, the test plugin fixture."""
 
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
 
 
 def pytest_configure(config):
@@ -40,3 +48,13 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         "torch_threads": torch.get_num_threads(),
         "faiss_threads": faiss_threads,
     })
+
+
+@pytest.fixture
+def plugin(monkeypatch):
+    """Makes the test plugin importable here and in subprocesses; unregisters it afterwards."""
+    monkeypatch.syspath_prepend(str(TESTS))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    yield
+    if "pgbench_testplugin" in sys.modules:
+        sys.modules["pgbench_testplugin"].unregister()

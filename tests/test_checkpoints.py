@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -175,6 +176,24 @@ def test_custom_object_needs_the_trust_flag(custom_pt):
     assert str(custom_pt) in message and "--trust-checkpoint" in message and "Custom" in message
     trusted = load_checkpoint(custom_pt, trust_checkpoint=True)
     assert type_counts(select_layers(trusted)) == EXPECTED_TYPES
+
+
+class CallsOnLoad:
+    """Unpickling this calls ``os.getcwd``: harmless, but a call only full unpickling makes (torch 2.13 says
+    the module is blocked, not that the global is not allowed)."""
+
+    def __reduce__(self):
+        return os.getcwd, ()
+
+
+@pytest.mark.parametrize("extra", [CallsOnLoad(), Custom()], ids=["blocked-module", "not-allowed-global"])
+def test_every_refusal_of_an_unsafe_pickle_shows_the_trust_hint(tmp_path, extra):
+    path = tmp_path / "unsafe.pt"
+    torch.save({"model": roberta_state_dict(), "extra": extra}, path)
+    message = one_line_error(load_checkpoint, path)
+    assert str(path) in message and "--trust-checkpoint" in message
+    assert ("getcwd" if isinstance(extra, CallsOnLoad) else "Custom") in message
+    assert type_counts(select_layers(load_checkpoint(path, trust_checkpoint=True))) == EXPECTED_TYPES
 
 
 @pytest.mark.parametrize("content, suffix", [(b"not a checkpoint" * 8, ".pt"), (b"", ".bin"),

@@ -13,7 +13,6 @@ from pgbench import registry
 from pgbench.cli import main
 from pgbench.params import Choice, Flag, Int, Real, Typed, declare, infer
 from pgbench.state import InitOutcome
-from test_suite import plugin  # noqa: F401  (the test plugin, importable in subprocesses too)
 
 TESTS = Path(__file__).resolve().parent
 NAN, INF = float("nan"), float("inf")

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,9 +14,8 @@ from pgbench.cli import main
 from pgbench.runner import run_suite
 from pgbench.store import Store
 from pgbench.suite import load_suite
+from procs import rows_in, start
 
-TESTS = Path(__file__).resolve().parent
-ROOT = TESTS.parent
 
 SUITE = """
 [suite]
@@ -55,15 +50,6 @@ label = "layer"
 params = { weights = true, n = 40, d = 4, k = 5 }
 """
 
-
-@pytest.fixture
-def plugin(monkeypatch):
-    """Makes the test plugin importable here and in subprocesses; unregisters it afterwards."""
-    monkeypatch.syspath_prepend(str(TESTS))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    yield
-    if "pgbench_testplugin" in sys.modules:
-        sys.modules["pgbench_testplugin"].unregister()
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -140,14 +126,6 @@ source = "layer"
     assert by_method["die"]["error"] == "worker process died (exit code 3)"
 
 
-def _count(db: Path) -> int:
-    try:
-        with sqlite3.connect(db, timeout=30) as conn:
-            return conn.execute("SELECT COUNT(*) FROM cases").fetchone()[0]
-    except sqlite3.OperationalError:      # not created yet
-        return 0
-
-
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_killed_run_resumes_without_loss_or_duplicates(plugin, tmp_path, sig):
     text = """
@@ -174,20 +152,24 @@ params = { n_sets = 4 }
     results = tmp_path / "res"
     expected = {c.case_id for c in expand(load_suite(suite)).cases}
     assert len(expected) == 16
-    cmd = [sys.executable, "-m", "pgbench", "run", str(suite), "--results", str(results), "--no-progress"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = ["run", str(suite), "--results", str(results), "--no-progress"]
+    proc = start(args)                                  # SIGINT at its default, whatever pytest got
     deadline = time.monotonic() + 90
-    while _count(results / "results.sqlite") < 3 and time.monotonic() < deadline and proc.poll() is None:
+    while rows_in(results / "results.sqlite") < 3 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
-    assert proc.poll() is None, "the run finished before it could be interrupted"
+    if proc.poll() is not None:
+        pytest.fail(f"the run finished (status {proc.returncode}) before it could be interrupted")
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == (-signal.SIGKILL if sig == signal.SIGKILL else 130), err
-    n_before = _count(results / "results.sqlite")
+    n_before = rows_in(results / "results.sqlite")
+    if proc.returncode == 0 and n_before == 16:
+        pytest.fail("the run finished all 16 cases before the signal took effect (too fast, or SIGINT ignored)")
+    assert proc.returncode == (-signal.SIGKILL if sig == signal.SIGKILL else 130), f"wrong exit status: {err}"
     assert 3 <= n_before < 16
-    rerun = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert rerun.returncode == 0, rerun.stderr
-    assert f"{n_before} already in" in rerun.stderr
+    rerun = start(args)
+    _, rerun_err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, rerun_err
+    assert f"{n_before} already in" in rerun_err
     ids = [r["case_id"] for r in stored(results)]
     assert len(ids) == len(set(ids)) == 16 and set(ids) == expected
     with Store(results) as st:

@@ -57,6 +57,8 @@ def test_reopen_keeps_rows_and_adds_missing_columns(tmp_path):
     old = sqlite3.connect(db)          # a store from an older pgbench, lacking most columns
     old.execute("CREATE TABLE cases (suite TEXT NOT NULL, case_id TEXT PRIMARY KEY, status TEXT NOT NULL)")
     old.execute("INSERT INTO cases VALUES ('s', 'old', 'ok')")
+    old.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")    # every pgbench store has it
+    old.execute("INSERT INTO meta VALUES ('schema_version', '1')")
     old.commit()
     old.close()
     with Store(db) as st:               # the .sqlite path works as well as the folder

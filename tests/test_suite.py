@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -44,15 +42,6 @@ params = { weights = true, n = 40, d = 4, k = 5 }
 seeds = [0]
 """
 
-
-@pytest.fixture
-def plugin(monkeypatch):
-    """Makes the test plugin importable here and in subprocesses; unregisters it afterwards."""
-    monkeypatch.syspath_prepend(str(TESTS))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    yield
-    if "pgbench_testplugin" in sys.modules:
-        sys.modules["pgbench_testplugin"].unregister()
 
 
 def write(tmp_path: Path, text: str, name: str = "s.toml") -> Path:

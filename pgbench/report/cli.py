@@ -29,11 +29,10 @@ def _setup_report(p: argparse.ArgumentParser) -> None:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     require("report", "pgbench report")
-    from ..store import Store
+    from ..paths import writable_file
     from .render import write_report
 
-    with Store(args.results, create=False) as store:
-        store.ingest_spool()                  # cases a killed batch run left behind, as `export` does
+    writable_file(args.out, "-o/--out")
     out, info = write_report(args.results, args.out, baseline=args.baseline, suite=args.suite)
     if not info["baseline_found"] and info["cases"]:
         log.warning("baseline '%s' not in the results; no paired differences", args.baseline)
@@ -70,7 +69,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     rows = []
     for path in (args.results_a, args.results_b):
-        with Store(path, create=False) as store:
+        with Store(path, readonly=True) as store:
             rows.append(store.rows(args.suite))
     result = compare(rows[0], rows[1], metrics=tuple(args.metric or DEFAULT_METRICS), threshold=args.threshold)
     print(f"matched {result.by_id + result.by_key} cases ({result.by_id} by case_id, {result.by_key} by "

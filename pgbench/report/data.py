@@ -8,12 +8,11 @@ downstream evaluation stage) when the SQLite file has one.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..store import JSON_COLUMNS, Store, db_path
+from ..store import JSON_COLUMNS, Store, connect_readonly, db_path
 from .stats import decoded, has_metrics
 
 DOWNSTREAM_TABLE = "downstream"
@@ -34,11 +33,7 @@ def decode_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def read_downstream(results: str | Path) -> list[dict[str, Any]] | None:
     """Every row of the ``downstream`` table as a dict, or None when the store has no such table."""
-    path = db_path(results)
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.OperationalError:       # e.g. a WAL database whose folder refuses the -shm file
-        conn = sqlite3.connect(path)
+    conn = connect_readonly(db_path(results))
     try:
         found = conn.execute("SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?",
                              (DOWNSTREAM_TABLE,)).fetchone()
@@ -59,7 +54,7 @@ def load(results: str | Path, suite: str | None = None, with_traces: bool = True
     ValueError
         When there is no result store at ``results``.
     """
-    with Store(results, create=False) as store:
+    with Store(results, readonly=True) as store:
         rows = decode_rows(store.rows(suite))
         traces = {r["case_id"]: store.trace(r["case_id"]) for r in rows if with_traces and has_metrics(r)}
     return ReportData(str(results), rows, traces, read_downstream(results))

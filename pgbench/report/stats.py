@@ -20,14 +20,16 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
+from ..result import Status
+
 __all__ = [
     "FAILED", "PAIR_FIELDS", "Interval", "best_inertia", "combination", "decoded", "has_metrics", "mean",
     "method_names", "namer", "pair_key", "ratio_to_best", "relative_inertia", "same_name", "seed_interval",
     "t_interval",
 ]
 
-#: statuses of cases that produced no measurements
-FAILED = ("error", "timeout")
+#: statuses of cases that produced no measurements (derived from the one declaration, pgbench.result.Status)
+FAILED = tuple(s for s in Status if not s.measured)
 
 #: the columns that say "the same data and settings": everything but the method.  Not the backend: a
 #: method may choose its own (the paper suite runs fairseq with backend "direct"), and it only decides
