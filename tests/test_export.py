@@ -119,3 +119,19 @@ def test_cli_export_trace(results, tmp_path, capsys):
     assert "--trace-csv" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "none"), "--trace-parquet", str(tmp_path / "x.parquet")]) == 2
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_spooled_cases_are_exported_with_their_trace_and_left_in_the_spool(results, tmp_path):
+    """A batch job's spooled case is exported beside the stored ones; export only reads (the spool stays)."""
+    spooled = store_mod.write_spool(results, row("d", method="faiss"), trace(2, inertia=7.0))
+    n_cases, n_trace = export(results, csv_path=tmp_path / "c.csv", trace_csv=tmp_path / "t.csv")
+    assert (n_cases, n_trace) == (4, 3 + 2 + 2)
+    with open(tmp_path / "t.csv", newline="") as fh:
+        read = list(csv.DictReader(fh))
+    assert [(r["case_id"], r["iteration"]) for r in read][-2:] == [("d", "0"), ("d", "1")]
+    assert [float(r["inertia"]) for r in read if r["case_id"] == "d"] == [7.0, 6.0]
+    assert spooled.is_file()
+    import sqlite3
+
+    with sqlite3.connect(store_mod.db_path(results)) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM cases WHERE case_id = 'd'").fetchone() == (0,)
