@@ -41,10 +41,13 @@ import torch
 
 from pgbench.backends import segment_sums
 
-PRUNE_MAX_DIM = 4         # d above which the boxes hit too many leaves to pay (measured: d=5 even, d=8 4x slower)
+# Measured on layer-shaped data (synthetic.layer_subvectors), one thread: at d = 5 the pruned and
+# dense modes ran even, at d = 8 the boxes let 46 % of the distances through and pruning was 4x
+# slower; leaves of 8 or 32 points and blocks of 8 or 32 leaves were slower than 16 and 16.
+PRUNE_MAX_DIM = 4         # pruned mode up to this d, dense above
 LEAF_SIZE = 16            # target points per leaf (at least this many)
 LEAVES_PER_BLOCK = 16     # leaves per block (a k-d subtree), at most
-REFRESH = 4              # steps between box refreshes
+REFRESH = 4               # steps between box refreshes
 CHUNK_FLOATS = 1 << 22    # gathered floats per evaluation chunk (bounds memory in early steps)
 F64 = torch.float64
 
@@ -142,7 +145,6 @@ class _Points:
         self.per_block = 1 << min(levels, int(math.log2(LEAVES_PER_BLOCK)))   # S
         self.blocks = self.leaves // self.per_block
         self.xs = torch.cat((X, X[:1]))[order].contiguous()               # (m, d) in position order
-        self.xs2 = torch.cat((self.xs, -self.xs), 1)                      # (m, 2d): x, -x
         self.ws = torch.cat((w, w.new_zeros(1)))[order]                   # (m,)
         # w * D2 per position (X's dtype, as scikit-learn's products), summed in float64 per block
         self.mass = torch.zeros((self.blocks, self.per_block * self.leaf), dtype=X.dtype, device=X.device)
@@ -192,6 +194,7 @@ class _Pruned(_Points):
         eps = torch.finfo(X.dtype).eps
         self.slack = 1.0 + 16 * eps
         self.pad = self.ev[:d].abs().amax(0).amax(1, keepdim=True).mul_(16 * eps)   # (L, 1)
+        self.xs2 = torch.cat((self.xs, -self.xs), 1)                          # (m, 2d): x, -x
         self.reach = torch.empty((2 * d, L), dtype=X.dtype, device=X.device)   # lo, -hi per leaf
         self.top = torch.empty((2 * d, self.blocks), dtype=X.dtype, device=X.device)
         self.mass_leaf = self.mass.view(L, Bl)
