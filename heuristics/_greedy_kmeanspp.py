@@ -150,6 +150,7 @@ class _Points:
         self.mass = torch.zeros((self.blocks, self.per_block * self.leaf), dtype=X.dtype, device=X.device)
         self.block_mass = torch.zeros(self.blocks, dtype=F64, device=X.device)
         self.prefix = torch.zeros(self.blocks + 1, dtype=F64, device=X.device)
+        self.prefix_after, self.total = self.prefix[1:], self.prefix[-1:]
         self.n_distances = 0
 
     def first(self, u: torch.Tensor) -> torch.Tensor:
@@ -162,11 +163,11 @@ class _Points:
 
     def draw(self, u: torch.Tensor) -> torch.Tensor:
         """Positions (len(u),) drawn with probability w * D2 (the current ``mass``), u in (0, 1]."""
-        torch.cumsum(self.block_mass, 0, out=self.prefix[1:])
-        target = u * self.prefix[-1]
-        block = torch.searchsorted(self.prefix[1:], target)               # first block prefix >= target
+        torch.cumsum(self.block_mass, 0, out=self.prefix_after)
+        target = u * self.total
+        block = torch.searchsorted(self.prefix_after, target)             # first block prefix >= target
         inner = torch.cumsum(self.mass.index_select(0, block), 1, dtype=F64)   # (len(u), SB)
-        rest = torch.minimum(target - self.prefix[block], inner[:, -1])   # rounding: stay inside the block
+        rest = torch.minimum(target - self.prefix.index_select(0, block), inner[:, -1])   # stay inside the block
         return block * self.mass.shape[1] + torch.searchsorted(inner, rest[:, None]).squeeze_(1)
 
 
