@@ -60,7 +60,7 @@ class Seeding:
     chosen : (k,) int64 positions of the centres, in the order chosen
     candidates : (k - 1, trials) int64 positions of each step's candidates
     potential : sum_i w_i D_i^2 once all k centres are chosen (float64)
-    n_distances : point-candidate distances computed by the k - 1 steps
+    n_distance_evals : point-candidate distances computed by the k - 1 steps
     pruned : whether the pruned mode ran
     """
 
@@ -68,7 +68,7 @@ class Seeding:
     chosen: torch.Tensor
     candidates: torch.Tensor
     potential: float
-    n_distances: int
+    n_distance_evals: int
     pruned: bool
 
 
@@ -131,7 +131,7 @@ def greedy_kmeanspp(X: torch.Tensor, w: torch.Tensor, k: int, trials: int, u: to
         chosen.append(points.step(candidates[-1]))
     candidates = torch.stack(candidates) if candidates else first.new_empty((0, trials))
     return Seeding(order, torch.stack(chosen), candidates, float(points.block_mass.sum()),
-                   points.n_distances, pruned)
+                   points.n_distance_evals, pruned)
 
 
 class _Points:
@@ -151,7 +151,7 @@ class _Points:
         self.block_mass = torch.zeros(self.blocks, dtype=F64, device=X.device)
         self.prefix = torch.zeros(self.blocks + 1, dtype=F64, device=X.device)
         self.prefix_after, self.total = self.prefix[1:], self.prefix[-1:]
-        self.n_distances = 0
+        self.n_distance_evals = 0
 
     def first(self, u: torch.Tensor) -> torch.Tensor:
         """Draw the first centre (u (1,)) proportional to w and start D2 from it."""
@@ -184,11 +184,11 @@ class _Pruned(_Points):
         super().__init__(X, w, order, levels, trials)
         d, L, Bl = self.d, self.leaves, self.leaf
         # unit weights (padding aside): w * D2 is D2 itself, so the weight row and products are skipped
-        self.unit = bool((w == 1).all())
-        self.ev = torch.empty((d + 1 + (not self.unit), L, Bl), dtype=X.dtype, device=X.device)  # x, D2[, w]
+        self.unit_weights = bool((w == 1).all())
+        self.ev = torch.empty((d + 1 + (not self.unit_weights), L, Bl), dtype=X.dtype, device=X.device)  # x, D2[, w]
         self.ev[:d] = self.xs.t().reshape(d, L, Bl)
         self.D2 = self.ev[d]                                                   # (L, Bl) view
-        if self.unit:
+        if self.unit_weights:
             self.mass = self.D2.view(self.blocks, -1)
         else:
             self.ev[d + 1] = self.ws.view(L, Bl)
@@ -206,7 +206,7 @@ class _Pruned(_Points):
         c = self.xs.index_select(0, first).view(d, 1, 1)
         D2 = (self.ev[:d] - c).square_().sum(0)                               # (L, Bl)
         self.D2.copy_(D2.masked_fill_(self.ws.view_as(D2) == 0, 0))          # zero weight: never matters
-        if not self.unit:
+        if not self.unit_weights:
             torch.mul(self.D2, self.ev[d + 1], out=self.mass_leaf)
         torch.sum(self.mass, 1, dtype=F64, out=self.block_mass)
         self.reach.copy_(self._reach(self.ev[:d], self.D2, self.pad))
@@ -231,7 +231,7 @@ class _Pruned(_Points):
         pair, i = ((C2.index_select(1, t1)[:, :, None] - boxes).amin(0) >= 0).nonzero(as_tuple=True)
         leaves = b1.index_select(0, pair).mul_(S).add_(i)                    # sorted by trial, then leaf
         trial = t1.index_select(0, pair)
-        self.n_distances += leaves.numel() * self.leaf
+        self.n_distance_evals += leaves.numel() * self.leaf
         Ct = C2[:d]                                                           # (d, T)
         chunk = max(1, CHUNK_FLOATS // ((d + 2) * self.leaf))
         gains = []
@@ -239,7 +239,7 @@ class _Pruned(_Points):
             G = self.ev.index_select(1, leaves[a:a + chunk])                  # (d + 2, p, Bl)
             dd = (G[:d] - Ct.index_select(1, trial[a:a + chunk])[:, :, None]).square_().sum(0)
             gain = (G[d] - dd).clamp_(min=0)
-            gains.append((gain if self.unit else gain.mul_(G[d + 1])).sum(1, dtype=F64))
+            gains.append((gain if self.unit_weights else gain.mul_(G[d + 1])).sum(1, dtype=F64))
         gain = gains[0] if len(gains) == 1 else torch.cat(gains)
         best = segment_sums(trial, gain[:, None], T).argmax()                # first of equal gains
         lo, hi = torch.searchsorted(trial, torch.stack((best, best + 1))).tolist()
@@ -262,7 +262,7 @@ class _Pruned(_Points):
         """
         d = self.d
         self.D2.index_copy_(0, leaves, D2)
-        if not self.unit:
+        if not self.unit_weights:
             self.mass_leaf.index_copy_(0, leaves, D2 * G[d + 1])
         blocks = torch.unique_consecutive(leaves.div(self.per_block, rounding_mode="floor"))
         self.block_mass.index_copy_(0, blocks, self.mass.index_select(0, blocks).sum(1, dtype=F64))
@@ -304,7 +304,7 @@ class _Dense(_Points):
 
     def step(self, cand: torch.Tensor) -> torch.Tensor:
         dd = self._sqdist(self.xs.index_select(0, cand))                  # (T, m)
-        self.n_distances += dd.numel()
+        self.n_distance_evals += dd.numel()
         gain = (self.D2 - dd).clamp_(min=0).mul_(self.ws).sum(1, dtype=F64)
         best = gain.argmax()
         self._set(torch.minimum(self.D2, dd[best]))

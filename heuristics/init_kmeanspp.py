@@ -46,7 +46,7 @@ How it is computed (``_greedy_kmeanspp`` has the details):
 
 Memory: O(n) plus at most about n * trials floats in the early steps; never n x k.
 ``info``: ``n_local_trials``, ``potential`` (final sum w D^2, float64),
-``n_distances`` (point-candidate distances computed) and ``pruned``.
+``n_distance_evals`` (point-candidate distances computed) and ``pruned``.
 """
 
 import math
@@ -74,4 +74,4 @@ def init_kmeanspp(X, weights, k, rng, *, n_local_trials):
     seeding = greedy_kmeanspp(X, weights, k, trials, u.to(X.device))
     centers = X.index_select(0, seeding.order[seeding.chosen])
     return InitOutcome(centers, {"n_local_trials": trials, "potential": seeding.potential,
-                                 "n_distances": seeding.n_distances, "pruned": seeding.pruned})
+                                 "n_distance_evals": seeding.n_distance_evals, "pruned": seeding.pruned})

@@ -228,7 +228,7 @@ def test_pruned_mode_skips_most_distances_and_keeps_exact_potentials():
     X = synthetic.layer_subvectors(20_000, 4, seed=0)
     out = init_kmeanspp(X, torch.ones(20_000), 256, torch.Generator().manual_seed(0), n_local_trials=None)
     full = 255 * out.info["n_local_trials"] * 20_000
-    assert out.info["pruned"] and out.info["n_distances"] < 0.25 * full          # measured: 16 %
+    assert out.info["pruned"] and out.info["n_distance_evals"] < 0.25 * full          # measured: 16 %
     _, sq = backends.torch_assign(X.double(), out.centroids.double())
     assert out.info["potential"] == pytest.approx(float(sq.sum()), rel=1e-5)
     assert torch.unique(out.centroids, dim=0).shape[0] == 256
@@ -243,7 +243,7 @@ def test_box_refresh_interval_and_chunking_do_not_change_the_result(monkeypatch)
     monkeypatch.setattr(fast, "CHUNK_FLOATS", 64)                      # many evaluation chunks per step
     other = greedy_kmeanspp(X, w, 60, 5, u)
     assert torch.equal(base.chosen, other.chosen) and torch.equal(base.candidates, other.candidates)
-    assert other.n_distances <= base.n_distances                      # fresher boxes prune at least as much
+    assert other.n_distance_evals <= base.n_distance_evals                      # fresher boxes prune at least as much
 
 
 def test_cuda_sums_path_on_cpu_gives_the_same_seeding(monkeypatch):

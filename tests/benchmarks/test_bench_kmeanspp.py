@@ -20,7 +20,7 @@ and the same for ``faiss_`` and ``sklearn_``; ``ratio_vs_faiss`` and
 ``ratio_vs_sklearn`` (median / median, as the engine benchmarks) and
 ``ratio_vs_faiss_min`` / ``ratio_vs_sklearn_min`` (min / min); the potentials
 sum_i min_j |x_i - c_j|^2 of the three seedings (``potential``,
-``faiss_potential``, ``sklearn_potential``); ``n_distances`` (point-candidate
+``faiss_potential``, ``sklearn_potential``); ``n_distance_evals`` (point-candidate
 distances computed) and ``distance_fraction`` (of the (k - 1) * trials * n of a
 full pass).  Under ``--benchmark-disable`` (the normal test run) only our seeding
 runs, once, with its checks.
@@ -94,7 +94,7 @@ def _run(benchmark, n: int) -> None:
     full = (K - 1) * out.info["n_local_trials"] * n
     info = benchmark.extra_info
     info.update(n=n, d=4, k=K, device="cpu", init="kmeans++", potential=out.info["potential"],
-                n_distances=out.info["n_distances"], distance_fraction=out.info["n_distances"] / full)
+                n_distance_evals=out.info["n_distance_evals"], distance_fraction=out.info["n_distance_evals"] / full)
     if benchmark.stats is not None:                       # None under --benchmark-disable
         ours = benchmark.stats.stats.data
         info.update(seconds=list(ours), seconds_min=min(ours), seconds_median=statistics.median(ours))
@@ -132,7 +132,7 @@ def test_ci_kmeanspp(benchmark):
 
     out = benchmark.pedantic(init_kmeanspp, setup=setup, rounds=7, warmup_rounds=1)
     benchmark.extra_info.update(n=16_384, d=4, k=256, device="cpu", init="kmeans++",
-                                n_distances=out.info["n_distances"])
+                                n_distance_evals=out.info["n_distance_evals"])
     assert torch.unique(out.centroids, dim=0).shape[0] == 256
 
 
@@ -150,5 +150,6 @@ def test_kmeanspp_cuda(benchmark):
 
     out = benchmark.pedantic(seed, rounds=ROUNDS, warmup_rounds=1)
     benchmark.extra_info.update(n=X.shape[0], d=4, k=K, device="cuda", init="kmeans++",
-                                cuda_device=torch.cuda.get_device_name(0), n_distances=out.info["n_distances"])
+                                cuda_device=torch.cuda.get_device_name(0),
+                                n_distance_evals=out.info["n_distance_evals"])
     assert out.centroids.device.type == "cuda" and torch.unique(out.centroids, dim=0).shape[0] == K
