@@ -1,4 +1,4 @@
-"""Greedy k-means++ (scikit-learn ``_kmeans_plusplus``), exact, with the work it can skip skipped.
+"""Greedy k-means++ (scikit-learn ``_kmeans_plusplus``), computed exactly but without the work that changes nothing.
 
 The law is scikit-learn's.  First centre drawn proportional to sample weight.
 Each next centre: draw ``n_local_trials`` candidates (default 2 + floor(ln k))
