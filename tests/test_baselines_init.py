@@ -124,25 +124,16 @@ def test_kmeanspp_first_centre_proportional_to_weight():
 
 
 @pytest.mark.parametrize("k, trials", [(2, 2), (3, 3), (7, 3), (8, 4), (20, 4), (21, 5), (55, 6), (150, 7)])
-def test_kmeanspp_default_local_trials_is_2_plus_floor_ln_k(monkeypatch, k, trials):
+def test_kmeanspp_default_local_trials_is_2_plus_floor_ln_k(k, trials):
     X = torch.randn(200, 2, generator=gen(1), dtype=torch.float64)
-    seen = []
-    cdist = torch.cdist
-
-    def spy(a, b, *args, **kwargs):
-        seen.append(a.shape[0])                                      # candidates per step
-        return cdist(a, b, *args, **kwargs)
-
-    monkeypatch.setattr(torch, "cdist", spy)
-    out = init_kmeanspp(X, ones(200), k, gen(0))
-    monkeypatch.undo()
-    assert out.info["n_local_trials"] == trials
-    assert seen == [trials] * (k - 1)
-    seen.clear()
-    monkeypatch.setattr(torch, "cdist", spy)
-    init_kmeanspp(X, ones(200), k, gen(0), n_local_trials=1)
-    monkeypatch.undo()
-    assert seen == [1] * (k - 1)
+    for n_local_trials, expected in ((None, trials), (1, 1)):
+        g = gen(0)
+        out = init_kmeanspp(X, ones(200), k, g, n_local_trials=n_local_trials)
+        assert out.info["n_local_trials"] == expected
+        # one uniform for the first centre, then one per candidate: the generator moved exactly that far
+        ref = gen(0)
+        torch.rand(1 + (k - 1) * expected, generator=ref, dtype=torch.float64)
+        assert torch.equal(torch.rand(4, generator=g), torch.rand(4, generator=ref))
 
 
 def _second_centre_law(x):

@@ -29,7 +29,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from scipy.stats import ks_2samp
 
@@ -65,12 +65,22 @@ def _same(stage, name, data, timing=None, **params):
     return a, b, compare.same_result(stage, a, b, INERTIA_RTOL)
 
 
+TIE_SPLIT_CASE = DataCase(     # hypothesis found it: tie splits 3 (weighted) against 2 (copies)
+    "drawn", torch.tensor([[-2.0, 3.0], [-3.0, 0.5], [0.5, 2.5], [-2.0, 0.0], [-3.0, 0.5], [0.5, 0.0]]),
+    torch.tensor([4.0, 2.0, 4.0, 1.0, 2.0, 1.0]), 5)
+
+
 @settings(max_examples=60, deadline=None)
 @given(data=weighted_sets())
+@example(data=TIE_SPLIT_CASE)
 def test_pg_init_weights_are_copies(data):
     a, b, problem = _same("init", "pg", data)
-    assert a.outcome.info["n_tie_splits"] == b.outcome.info["n_tie_splits"]
-    assume(a.outcome.info["n_tie_splits"] == 0)      # a node with fewer distinct distances than leaves
+    # Up to the first node with fewer distinct distances than leaves both trees are the same, so the
+    # fallback starts at the same node in both; after it the copies can be cut apart and the trees (and
+    # their later tie-split counts) differ, so only whether one happened is compared.
+    ties_a, ties_b = a.outcome.info["n_tie_splits"], b.outcome.info["n_tie_splits"]
+    assert (ties_a == 0) == (ties_b == 0), (ties_a, ties_b)
+    assume(ties_a == 0)
     assert problem is None, problem
 
 
