@@ -11,10 +11,13 @@ A case's id is the sha256 of the canonical JSON (sorted keys, no spaces) of
 everything that decides its outcome: suite name, source and its bound parameters,
 data set, data seed and seed, heuristic names with every bound parameter, n_iter,
 device, backend, dtype, tol and k (and max_points_per_centroid, when a method sets
-it).  A source may name what of its parameters identifies its data
+it): :data:`ID_FIELDS`, derived from the one declaration of the stored columns
+(:mod:`pgbench.schema`), where every one of them has a column.  A source may name what of its parameters identifies its data
 (:func:`pgbench.sources.id_params`: a checkpoint hashes its file's content, not its
-path).  Labels, timeouts and library versions are not part of it, so re-running a
-suite skips what is already stored.
+path).  Labels, timeouts, timing ``repeats`` and library versions are not part of it, so
+re-running a suite skips what is already stored (a re-run with more ``repeats``
+keeps the stored cases and their timings; run into another results folder to time
+them again).
 
 :class:`Status` is declared once, in :mod:`pgbench.result` (the engine ends a run
 with one of them; the runner adds ``error`` / ``timeout``), and re-exported here.
@@ -27,14 +30,15 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import sources
+from . import schema, sources
 from .result import Status
 
-__all__ = ["Case", "Expansion", "ID_FIELDS", "Status", "canonical_json", "clear_cache", "dataset_for",
+__all__ = ["Case", "Expansion", "ID_FIELDS", "OPTIONAL_ID_FIELDS", "Status", "canonical_json", "clear_cache", "dataset_for",
            "load_datasets"]
 
-ID_FIELDS = ("suite", "source", "source_params", "dataset", "data_seed", "seed", "init", "resolve",
-             "consolidate", "params", "n_iter", "device", "backend", "dtype", "tol", "k")
+#: the fields hashed into the id, always / only when set (declared with the store's columns, pgbench.schema)
+ID_FIELDS = schema.ID_FIELDS
+OPTIONAL_ID_FIELDS = schema.OPTIONAL_ID_FIELDS
 
 
 def canonical_json(obj: Any) -> str:
@@ -69,6 +73,7 @@ class Case:
     d: int
     imports: tuple[str, ...] = ()
     max_points_per_centroid: int | None = None
+    repeats: int = 1                # timing repeats (pgbench.worker); not part of the id
     case_id: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -80,8 +85,9 @@ class Case:
         """The fields hashed into the id (``source_params`` as :func:`pgbench.sources.id_params` gives them)."""
         fields = {name: getattr(self, name) for name in ID_FIELDS}
         fields["source_params"] = sources.id_params(self.source, self.source_params)
-        if self.max_points_per_centroid is not None:   # only when set: every other case keeps its id
-            fields["max_points_per_centroid"] = self.max_points_per_centroid
+        for name in OPTIONAL_ID_FIELDS:     # only when set: cases without them kept their ids when they came
+            if getattr(self, name) is not None:
+                fields[name] = getattr(self, name)
         return fields
 
     @property

@@ -5,7 +5,8 @@ narrow a :class:`~pgbench.suite.Suite` before it is expanded into cases, so an
 unselected source is never loaded.  Patterns are ``fnmatch`` globs (``*``, ``?``,
 ``[...]``), case-sensitive, matched against:
 
-* ``-m``: a method's label (``pg``, ``sweep:pg/pg``, ``pg/pg[max_passes=3]``), the
+* ``-m``: a method's label (``pg``, ``sweep:pg + pg``, ``pg + pg [max_passes=3]``; the
+  older spellings ``pg/pg[max_passes=3]``, ``pg:pg``, ``pg+pg*`` match it too), the
   label of the ``[[methods]]`` entry it came from, and the methods of
   ``[[downstream]]`` entries (``fairseq``, ``pg-full``, ``pg:pg``);
 * ``-d``: a source's label (``clustering``, ``blobs[d=8]``), the label of its
@@ -24,11 +25,15 @@ import dataclasses
 from fnmatch import fnmatchcase
 from typing import Iterable, Sequence
 
+from .naming import name_key
 from .suite import Suite, SuiteError
 
 
 def _matches(pattern: str, names: Iterable[str]) -> bool:
-    return any(name == pattern or fnmatchcase(name, pattern) for name in names)
+    """Exact, glob, or the same method name in another spelling (``pg/pg``, ``pg:pg``, ``pg+pg``: pgbench.naming)."""
+    key = name_key(pattern)
+    return any(name == pattern or fnmatchcase(name, pattern) or name_key(name) == key
+               or fnmatchcase(name_key(name), key) for name in names)
 
 
 def _unmatched(suite: Suite, option: str, patterns: Sequence[str], known: dict[str, tuple[str, ...]],

@@ -15,6 +15,12 @@ SQLite's WAL needs every writer on the same host, so batch jobs on other machine
 ``RESULTS_DIR/spool/`` (written to a temporary name, then renamed), and the
 process that owns the store reads those in with :meth:`Store.ingest_spool`.
 
+A store written by an older pgbench (a lower :data:`SCHEMA_VERSION`) is migrated
+when opened for writing: its tables gain the columns declared since
+(``ALTER TABLE ADD COLUMN``, empty in the rows already there) and its version is
+raised.  Opened read-only it is read as it is, the missing columns as None.  The
+``cases`` columns are declared once, in :mod:`pgbench.schema`.
+
 Commands that only read (``export``, ``report``, ``compare``) open the store with
 ``readonly=True``: SQLite's read-only mode, no schema written, spooled cases read
 beside the stored ones but left in the spool.  Opening refuses, in one line naming
@@ -38,42 +44,19 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from . import schema
 from .paths import writable_dir
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "results.sqlite"
 SPOOL = "spool"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2   # 2: columns tol, repeats, seconds_*spread (pgbench.schema)
 
-#: (name, SQLite type) of every ``cases`` column, in export order
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("suite", "TEXT NOT NULL"), ("case_id", "TEXT PRIMARY KEY"), ("method", "TEXT"),
-    ("source", "TEXT"), ("source_params", "TEXT"), ("dataset", "TEXT"), ("layer", "TEXT"),
-    ("layer_type", "TEXT"), ("n", "INTEGER"), ("d", "INTEGER"), ("k", "INTEGER"),
-    ("init", "TEXT"), ("resolve", "TEXT"), ("consolidate", "TEXT"), ("params", "TEXT"),
-    ("seed", "INTEGER"), ("data_seed", "INTEGER"), ("device", "TEXT"), ("backend", "TEXT"),
-    ("dtype", "TEXT"), ("threads", "INTEGER"), ("versions", "TEXT"), ("git_commit", "TEXT"),
-    ("status", "TEXT NOT NULL"), ("error", "TEXT"),
-    ("n_empty_initial", "INTEGER"), ("n_empty_per_iter", "TEXT"), ("n_empty_assigned_per_iter", "TEXT"),
-    ("n_empty_final", "INTEGER"), ("n_empty_last_assignment", "INTEGER"),
-    ("rounds_total", "INTEGER"), ("rounds_per_iter", "TEXT"),
-    ("resolve_distance_evals", "INTEGER"), ("resolve_assign_passes", "INTEGER"),
-    ("n_iter", "INTEGER"), ("n_iter_max", "INTEGER"), ("max_points_per_centroid", "INTEGER"),
-    ("n_train", "INTEGER"), ("n_points", "INTEGER"), ("n_consolidated_points", "INTEGER"),
-    ("n_groups", "INTEGER"), ("eps_final", "REAL"),
-    ("seconds_total", "REAL"), ("seconds_assign", "REAL"), ("seconds_resolve", "REAL"),
-    ("seconds_update", "REAL"), ("seconds_init", "REAL"), ("seconds_consolidate", "REAL"),
-    ("inertia", "REAL"), ("rel_error", "REAL"), ("size_min", "INTEGER"), ("size_max", "INTEGER"),
-    ("size_cv", "REAL"), ("centroid_index", "INTEGER"), ("timeout", "REAL"), ("host", "TEXT"),
-    ("created_at", "TEXT"),
-)
-COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
-#: the ``cases`` columns holding JSON text, and what the JSON is: "object" (a JSON object, keys vary
-#: by heuristic or source) or "list<int>" (one count per iteration); pgbench.export derives Parquet types
-JSON_COLUMNS: dict[str, str] = {
-    "source_params": "object", "params": "object", "versions": "object", "n_empty_per_iter": "list<int>",
-    "n_empty_assigned_per_iter": "list<int>", "rounds_per_iter": "list<int>"}
+#: the ``cases`` table, declared once in pgbench.schema (names, SQLite types, JSON columns)
+COLUMNS = schema.COLUMNS
+COLUMN_NAMES = schema.COLUMN_NAMES
+JSON_COLUMNS = schema.JSON_COLUMNS
 TRACE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("case_id", "TEXT NOT NULL"), ("iteration", "INTEGER NOT NULL"), ("n_empty_assigned", "INTEGER"),
     ("n_empty_resolved", "INTEGER"), ("n_resolved", "INTEGER"), ("rounds", "INTEGER"),
@@ -211,10 +194,12 @@ class Store(SQLiteFile):
         super().__init__(results, busy_timeout_s, create, readonly)
         self._spooled: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
         try:
+            if not readonly:
+                self._create()
+            #: the declared columns this file has (an older store opened read-only lacks the newer ones)
+            self._have = tuple(n for n in COLUMN_NAMES if n in self._columns("cases"))
             if readonly:
                 self._read_spool()
-            else:
-                self._create()
         except BaseException:
             self.close()
             raise
@@ -236,13 +221,16 @@ class Store(SQLiteFile):
         if self.readonly and not has_cases:
             raise ValueError(f"{self.path}: not a pgbench result store (no 'cases' table).")
 
+    def _columns(self, table: str) -> set[str]:
+        return {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+
     def _create(self) -> None:
         with self._transaction():
             self._ensure_table("cases", COLUMNS)
             self._ensure_table("trace", TRACE_COLUMNS, " WITHOUT ROWID", TRACE_KEY)
             self._conn.execute("CREATE INDEX IF NOT EXISTS cases_suite ON cases (suite, status)")
             self._conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def _read_spool(self) -> None:
         """Read-only: spooled cases not in the database yet, as :meth:`rows` returns them (JSON as text)."""
@@ -312,10 +300,11 @@ class Store(SQLiteFile):
     def rows(self, suite: str | None = None) -> list[dict[str, Any]]:
         """Every stored case as a dict (JSON columns as JSON text), in insertion order (read-only: then the
         spooled ones)."""
-        sql, args = f"SELECT {', '.join(COLUMN_NAMES)} FROM cases", ()
+        sql, args = f"SELECT {', '.join(self._have)} FROM cases", ()
         if suite is not None:
             sql, args = sql + " WHERE suite = ?", (suite,)
-        rows = [dict(zip(COLUMN_NAMES, r)) for r in self._conn.execute(sql + " ORDER BY rowid", args)]
+        blank = dict.fromkeys(COLUMN_NAMES)   # columns an older store lacks read as None
+        rows = [{**blank, **dict(zip(self._have, r))} for r in self._conn.execute(sql + " ORDER BY rowid", args)]
         return rows + [dict(r) for r, _ in self._spooled.values() if suite is None or r["suite"] == suite]
 
     def trace_rows(self, suite: str | None = None, keys: tuple[str, ...] = ()) -> list[dict[str, Any]]:
@@ -327,7 +316,7 @@ class Store(SQLiteFile):
         bad = [k for k in keys if k not in COLUMN_NAMES or k in TRACE_NAMES]
         if bad:
             raise ValueError(f"trace_rows: '{bad[0]}' is not a case column to add to the trace.")
-        select = [f"c.{k}" for k in keys] + [f"t.{n}" for n in TRACE_NAMES]
+        select = [f"c.{k}" if k in self._have else "NULL" for k in keys] + [f"t.{n}" for n in TRACE_NAMES]
         sql, args = f"SELECT {', '.join(select)} FROM trace t JOIN cases c ON c.case_id = t.case_id", ()
         if suite is not None:
             sql, args = sql + " WHERE c.suite = ?", (suite,)
@@ -337,6 +326,17 @@ class Store(SQLiteFile):
             if suite is None or row["suite"] == suite:
                 rows += [{**{k: row[k] for k in keys}, **t} for t in self.trace(case_id)]
         return rows
+
+    def table_rows(self, table: str) -> list[dict[str, Any]] | None:
+        """Every row of another table of this file (e.g. the GLUE ``downstream`` table, JSON as text), in
+        insertion order; None when the file has no such table."""
+        found = self._conn.execute("SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?",
+                                   (table,)).fetchone()
+        if not found:
+            return None
+        cur = self._conn.execute(f'SELECT * FROM "{table}"')
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, r)) for r in cur]
 
     def trace(self, case_id: str) -> list[dict[str, Any]]:
         if case_id in self._spooled:

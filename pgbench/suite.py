@@ -20,6 +20,8 @@ Schema (every key optional unless marked *required*)::
     backend     = "faiss"          # "torch" | "faiss" (default: the engine's choice)
     dtype       = "float32"        # or "float64"
     tol         = 1e-6             # early stop on centroid shift (default: never)
+    repeats     = 3                # timing repeats per case, 1 to 1000 (default 1): the stored
+                                   # seconds_* are the minimum, seconds_spread = max - min
     imports     = ["my.module"]    # modules to import first (extra heuristics/sources)
 
     [vars]                         # values for ${name} in any string of the suite
@@ -27,7 +29,7 @@ Schema (every key optional unless marked *required*)::
     tag  = "x"                     # short form: the default
 
     [[methods]]                    # one table per heuristic combination
-    label   = "pg"                 # name in the results (default "init/resolve[/consolidate]")
+    label   = "pg"                 # name in the results (default "init + resolve[ + consolidate][ [params]]")
     init    = "pg"                 # *required*; a name, a list of names, or "*" (all)
     resolve = "pg"                 # *required*; same
     consolidate = "dwc"            # same; "none" (the default) = no consolidation;
@@ -82,7 +84,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import backends, paths, registry, sources
+from . import backends, naming, paths, registry, sources
 from .suite_downstream import parse_downstream
 from .suite_values import Parser, SuiteError, resolve_variables, resolved, substitute
 
@@ -90,7 +92,8 @@ STAGES = registry.STAGES
 SLURM_KEYS = ("partition", "timeout_min", "cpus_per_task", "mem_gb", "gpus_per_node", "array_parallelism",
               "cases_per_task", "account", "qos", "constraint", "additional")
 _SUITE_KEYS = ("name", "description", "seeds", "n_iter", "device", "timeout", "k", "backend", "dtype",
-               "tol", "imports")
+               "tol", "repeats", "imports")
+MAX_REPEATS = 1000
 _METHOD_KEYS = ("label", "init", "resolve", "consolidate", "init_params", "resolve_params",
                 "consolidate_params", "backend", "max_points_per_centroid")
 _SOURCE_KEYS = ("name", "label", "params", "grid", "k", "seeds", "data_seed", "timeout", "optional")
@@ -148,6 +151,7 @@ class Suite:
     pairs: tuple[tuple[str, str, tuple[int, ...] | None], ...] | None   # [[cases]]: (method, source, seeds)
     slurm: dict[str, Any] = field(default_factory=dict)
     downstream: tuple = ()          # [[downstream]] entries (pgbench.suite_downstream)
+    repeats: int = 1                # timing repeats per case (pgbench.worker); not part of a case's id
 
 
 # ------------------------------------------------------------------------- methods
@@ -195,9 +199,7 @@ def _method(p: Parser, where: str, entry_label: str, names: dict[str, str | None
                     raise p.fail(f"{where}: parameter '{key}' is declared by {stage} '{h.name}' and {other} "
                                  f"'{h2.name}'; the engine passes it to both, so give both the same value")
             flat[key] = value
-    auto = "/".join(n for n in (names["init"], names["resolve"], names["consolidate"]) if n)
-    if flat:
-        auto += "[" + ",".join(f"{k}={v}" for k, v in sorted(flat.items())) + "]"
+    auto = naming.method_name(names["init"], names["resolve"], names["consolidate"], flat)
     label = auto if explicit_label is None else (f"{explicit_label}:{auto}" if several else explicit_label)
     return Method(label, entry_label, names["init"], names["resolve"], names["consolidate"], bound, flat, **engine)
 
@@ -406,6 +408,9 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None, device
     dtype = head.get("dtype", "float32")
     if dtype not in ("float32", "float64"):
         raise p.fail(f"[suite] dtype must be 'float32' or 'float64', got {dtype!r}")
+    repeats = p.integer(head.get("repeats", 1), "[suite] repeats", 1)
+    if repeats > MAX_REPEATS:
+        raise p.fail(f"[suite] repeats must be at most {MAX_REPEATS}, got {repeats}")
     description = head.get("description", "")
     if not isinstance(description, str):
         raise p.fail("[suite] description must be a string")
@@ -435,4 +440,5 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None, device
         pairs=_pairs(p, raw.get("cases"), methods, srcs, values),
         slurm=_slurm(p, raw.get("slurm", {}), slurm, values),
         downstream=downstream,
+        repeats=repeats,
     )

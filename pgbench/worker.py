@@ -4,7 +4,20 @@
 :mod:`pgbench.case`), runs :func:`pgbench.kmeans`, and measures the outcome into
 a row with the columns of :data:`pgbench.store.COLUMNS`.  It never raises for a
 failing case: the exception becomes a row with status ``error`` and the one-line
-error text.  :func:`worker_main` is the loop of a local worker process
+error text.
+
+Timing repeats: a case with ``repeats = R`` runs k-means R times on the same
+data with the same seed (one data load, one warm-up).  Every ``seconds_*`` column
+is its minimum over the repeats (the least disturbed measurement of that phase),
+``seconds_spread`` is max - min of ``seconds_total`` (``seconds_assign_spread``,
+``seconds_resolve_spread`` likewise; 0 for one repeat), and the trace is the fastest
+repeat's.  Everything else must be identical across the repeats, labels and
+centroids included: a run that is not (a heuristic drawing randomness from
+somewhere else than the generator it is given, or a non-deterministic kernel, such
+as some CUDA reductions) is stored with status ``error`` and a message naming what
+differed, since its exact metrics could not be compared across runs.
+
+:func:`worker_main` is the loop of a local worker process
 (:mod:`pgbench.executors`): it receives cases over a pipe and sends rows back; it
 never touches the store.
 """
@@ -45,7 +58,7 @@ def base_row(case: Case) -> dict[str, Any]:
         "seed": case.seed, "data_seed": case.data_seed, "device": case.device, "backend": case.backend,
         "dtype": case.dtype, "threads": torch.get_num_threads(), "versions": sysinfo.versions(),
         "git_commit": sysinfo.git_commit(), "n_iter_max": case.n_iter, "timeout": case.timeout,
-        "max_points_per_centroid": case.max_points_per_centroid,
+        "max_points_per_centroid": case.max_points_per_centroid, "tol": case.tol, "repeats": case.repeats,
         "host": socket.gethostname(), "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -97,6 +110,37 @@ def measure(result: KMeansResult, ds: Dataset) -> dict[str, Any]:
     }
 
 
+#: the seconds_* columns that get a ``*_spread`` column beside their minimum
+SPREAD = ("seconds_total", "seconds_assign", "seconds_resolve")
+
+
+def _spread_column(name: str) -> str:
+    return "seconds_spread" if name == "seconds_total" else f"{name}_spread"
+
+
+def timing(runs: list[tuple[KMeansResult, dict[str, Any]]]) -> dict[str, Any]:
+    """The seconds_* columns over timing repeats: each its minimum, and max - min for :data:`SPREAD`."""
+    rows = [row for _, row in runs]
+    out: dict[str, Any] = {n: min(r[n] for r in rows) for n in rows[0] if n.startswith("seconds_")}
+    out.update({_spread_column(n): max(r[n] for r in rows) - out[n] for n in SPREAD})
+    return out
+
+
+def nondeterminism(runs: list[tuple[KMeansResult, dict[str, Any]]]) -> str | None:
+    """What differs between the first repeat and a later one (labels, centroids, a measured column
+    other than seconds_*), or None when every repeat gave the same result."""
+    first, first_row = runs[0]
+    for i, (result, row) in enumerate(runs[1:], 2):
+        if not torch.equal(result.labels, first.labels):
+            return f"labels differ between repeat 1 and repeat {i}"
+        if not torch.equal(result.centroids, first.centroids):
+            return f"centroids differ between repeat 1 and repeat {i}"
+        for name, value in first_row.items():
+            if not name.startswith("seconds_") and row[name] != value and not (value != value and row[name] != row[name]):
+                return f"{name} differs between repeat 1 ({value!r}) and repeat {i} ({row[name]!r})"
+    return None
+
+
 _warm: set[tuple] = set()
 
 
@@ -122,12 +166,19 @@ def run_case(case: Case) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             importlib.import_module(module)
         _warm_up(case)
         ds = dataset_for(case)
-        result = kmeans(ds.X, case.k, init=case.init, resolve=case.resolve, consolidate=case.consolidate,
-                        n_iter=case.n_iter, seed=case.seed, device=case.device, backend=case.backend,
-                        dtype=case.dtype, tol=case.tol, max_points_per_centroid=case.max_points_per_centroid,
-                        **case.engine_params)
-        row = {**base_row(case), **measure(result, ds)}
-        return row, result.trace_dicts()
+        runs = []
+        for _ in range(case.repeats):
+            result = kmeans(ds.X, case.k, init=case.init, resolve=case.resolve, consolidate=case.consolidate,
+                            n_iter=case.n_iter, seed=case.seed, device=case.device, backend=case.backend,
+                            dtype=case.dtype, tol=case.tol, max_points_per_centroid=case.max_points_per_centroid,
+                            **case.engine_params)
+            runs.append((result, measure(result, ds)))
+        differs = nondeterminism(runs)
+        if differs:
+            return failed_row(case, Status.ERROR, f"nondeterministic across {case.repeats} timing repeats "
+                                                  f"with seed {case.seed}: {differs}"), []
+        fastest, row = min(runs, key=lambda run: run[1]["seconds_total"])
+        return {**base_row(case), **row, **timing(runs)}, fastest.trace_dicts()
     except Exception as exc:  # noqa: BLE001 - a failing case is a result, not a crash
         log.info("case %s failed: %s", case.case_id[:12], one_line(exc))
         return failed_row(case, Status.ERROR, one_line(exc), time.perf_counter() - started), []

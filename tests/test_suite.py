@@ -53,7 +53,7 @@ def write(tmp_path: Path, text: str, name: str = "s.toml") -> Path:
 def test_parse_and_expand(plugin, tmp_path):
     suite = load_suite(write(tmp_path, BASE))
     assert suite.name == "t" and suite.seeds == (0, 1) and suite.n_iter == 4
-    assert [m.label for m in suite.methods] == ["random/fairseq[max_tentatives=7]", "pg/fairseq[max_tentatives=7]", "sk"]
+    assert [m.label for m in suite.methods] == ["random + fairseq [max_tentatives=7]", "pg + fairseq [max_tentatives=7]", "sk"]
     m = suite.methods[0]
     assert m.engine_params == {"max_tentatives": 7}                       # flat, only what was given
     assert m.params["resolve"]["max_tentatives"] == 7 and "eps" in m.params["resolve"]   # bound, defaults filled

@@ -14,7 +14,8 @@ at 4 bytes).
 
 Methods: :data:`METHODS` names the combinations the paper compares (``fairseq``,
 ``sklearn``, ``faiss``, ``pg``, ``pg-full``); :func:`parse_method` also accepts any
-``init:resolve[:consolidate]`` spec (e.g. ``kmeans++:pg:dwc``).
+``init:resolve[:consolidate]`` spec (e.g. ``kmeans++:pg:dwc``, or ``init + resolve``), named as
+:func:`pgbench.naming.method_name` names it (``kmeans++ + pg + dwc``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 from torch import nn
 
-from .. import kmeans, registry
+from .. import kmeans, naming, registry
 from ..checkpoints import Checkpoint, Layer, LayerConfig, check_layers, select_layers
 from ..pq import LayerSize, compression_ratio, reconstruct_weight, relative_error, size_mb, weight_to_subvectors
 
@@ -79,11 +80,12 @@ def parse_method(spec: str, params: Mapping[str, Any] | None = None) -> Combinat
         combo = Combination(base.name, base.init, base.resolve, base.consolidate,
                             {**base.params, **(params or {})})
     else:
-        parts = spec.split(":")
+        parts = naming.split_name(spec)
         if len(parts) not in (2, 3) or not all(parts):
             raise ValueError(f"unknown method {spec!r}: use one of {', '.join(METHODS)} "
                              f"or init:resolve[:consolidate].")
-        combo = Combination(spec, parts[0], parts[1], parts[2] if len(parts) == 3 else None, dict(params or {}))
+        combo = Combination(naming.method_name(*parts), parts[0], parts[1], parts[2] if len(parts) == 3 else None,
+                            dict(params or {}))
     selected = {"init": registry.get("init", combo.init), "resolve": registry.get("resolve", combo.resolve)}
     if combo.consolidate:
         selected["consolidate"] = registry.get("consolidate", combo.consolidate)

@@ -59,31 +59,16 @@ def _pct(x: float | None) -> str:
     return f"{100 * x:+.1f}%"
 
 
-def _num(x: float | None) -> str:
-    return "-" if x is None else f"{x:.6g}"
-
-
 def _cmd_compare(args: argparse.Namespace) -> int:
     from ..store import Store
-    from .compare import compare
+    from .compare import compare, report_lines
 
     rows = []
     for path in (args.results_a, args.results_b):
         with Store(path, readonly=True) as store:
             rows.append(store.rows(args.suite))
     result = compare(rows[0], rows[1], metrics=tuple(args.metric or DEFAULT_METRICS), threshold=args.threshold)
-    print(f"matched {result.by_id + result.by_key} cases ({result.by_id} by case_id, {result.by_key} by "
-          f"method+dataset+seed); only in A: {result.only_a}, only in B: {result.only_b}")
-    print(f"{'method':24s} {'metric':16s} {'n':>5s} {'mean A':>12s} {'mean B':>12s} {'change':>9s}")
-    for c in result.changes:
-        flag = "  REGRESSION" if c.regression else ""
-        print(f"{c.method[:24]:24s} {c.metric:16s} {c.n:5d} {_num(c.mean_a):>12s} {_num(c.mean_b):>12s} "
-              f"{_pct(c.change):>9s}{flag}")
-    for b in result.newly_failed:
-        print(f"newly failed in B: {b.get('method')} {b.get('dataset')} seed={b.get('seed')}: {b.get('status')}: "
-              f"{b.get('error') or ''}")
-    if result.newly_measured:
-        print(f"{result.newly_measured} case(s) failed in A and are measured in B")
+    print("\n".join(report_lines(result)))
     if result.regressed:
         print(f"regression: {len(result.regressions)} metric change(s) above {_pct(args.threshold)}"
               f"{', ' + str(len(result.newly_failed)) + ' newly failed case(s)' if result.newly_failed else ''}",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..store import JSON_COLUMNS, Store, connect_readonly, db_path
+from ..store import JSON_COLUMNS, Store
 from .stats import decoded, has_metrics
 
 DOWNSTREAM_TABLE = "downstream"
@@ -33,17 +33,8 @@ def decode_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def read_downstream(results: str | Path) -> list[dict[str, Any]] | None:
     """Every row of the ``downstream`` table as a dict, or None when the store has no such table."""
-    conn = connect_readonly(db_path(results))
-    try:
-        found = conn.execute("SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?",
-                             (DOWNSTREAM_TABLE,)).fetchone()
-        if not found:
-            return None
-        cur = conn.execute(f"SELECT * FROM {DOWNSTREAM_TABLE}")
-        names = [c[0] for c in cur.description]
-        return [dict(zip(names, r)) for r in cur]
-    finally:
-        conn.close()
+    with Store(results, readonly=True) as store:
+        return store.table_rows(DOWNSTREAM_TABLE)
 
 
 def load(results: str | Path, suite: str | None = None, with_traces: bool = True) -> ReportData:
@@ -57,4 +48,5 @@ def load(results: str | Path, suite: str | None = None, with_traces: bool = True
     with Store(results, readonly=True) as store:
         rows = decode_rows(store.rows(suite))
         traces = {r["case_id"]: store.trace(r["case_id"]) for r in rows if with_traces and has_metrics(r)}
-    return ReportData(str(results), rows, traces, read_downstream(results))
+        downstream = store.table_rows(DOWNSTREAM_TABLE)
+    return ReportData(str(results), rows, traces, downstream)

@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
+from .. import naming, schema
 from ..result import Status
 
 __all__ = [
@@ -34,8 +35,7 @@ FAILED = tuple(s for s in Status if not s.measured)
 #: the columns that say "the same data and settings": everything but the method.  Not the backend: a
 #: method may choose its own (the paper suite runs fairseq with backend "direct"), and it only decides
 #: how distances are computed, so runs that differ in it still ran the same data
-PAIR_FIELDS = ("suite", "source", "source_params", "dataset", "data_seed", "seed", "k", "n_iter_max", "device",
-               "dtype")
+PAIR_FIELDS = schema.PAIR_FIELDS
 
 CONFIDENCE = 0.95
 
@@ -59,10 +59,7 @@ def combination(row: dict[str, Any]) -> str:
     a downstream row quantized in iPQ stages (fine-tuning between layer groups) is
     its own method, ``... (iPQ stages)``, since it measures the staging as well.
     """
-    parts = [row.get("init"), row.get("resolve")]
-    if row.get("consolidate"):
-        parts.append(row["consolidate"])
-    name = " + ".join(str(p) for p in parts if p) or "original"
+    name = naming.method_name(row.get("init"), row.get("resolve"), row.get("consolidate"))
     return f"{name} (iPQ stages)" if row.get("ipq_stages") else name
 
 

@@ -12,6 +12,7 @@ import functools
 import torch
 
 from pgbench import registry, synthetic
+from pgbench.naming import method_name
 
 SMALL_SETS = ("layer", "duplicates", "overestimated_k")
 
@@ -42,5 +43,5 @@ def methods() -> list[tuple[str, str, str | None]]:
 
 
 def method_id(method: tuple[str, str, str | None]) -> str:
-    """``init/resolve[/consolidate]``, the test id and the asv method name."""
-    return "/".join(p for p in method if p)
+    """The test id: the method's name (:func:`pgbench.naming.method_name`)."""
+    return method_name(*method)
