@@ -189,3 +189,14 @@ def test_json_columns_round_trip_as_declared(tmp_path):
     for name, kind in schema.JSON_COLUMNS.items():
         value = json.loads(row[name]) if row[name] is not None else None
         assert value is None or isinstance(value, dict if kind == "object" else list), name
+
+
+def test_the_report_finds_a_baseline_by_any_spelling():
+    from report_rows import case
+
+    from pgbench.report.tables import find_method
+
+    rows = [case("fairseq"), case("faiss"), case("pg")]
+    for spelling in ("fairseq+fairseq", "fairseq + fairseq", "fairseq/fairseq", "fairseq:fairseq", "fairseq"):
+        assert find_method(rows, spelling) == "fairseq + fairseq", spelling
+    assert find_method(rows, "random/faiss") == "random + faiss"

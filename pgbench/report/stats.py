@@ -65,7 +65,7 @@ def combination(row: dict[str, Any]) -> str:
 
 def same_name(a: str, b: str) -> bool:
     """Whether two method names agree once spaces are removed (``fairseq+fairseq`` = ``fairseq + fairseq``)."""
-    return a.replace(" ", "") == b.replace(" ", "")
+    return naming.same_name(a, b)          # also the older spellings fairseq/fairseq, fairseq:fairseq
 
 
 def _method_key(row: dict[str, Any]) -> tuple[str, str]:
