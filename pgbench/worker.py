@@ -126,6 +126,10 @@ def timing(runs: list[tuple[KMeansResult, dict[str, Any]]]) -> dict[str, Any]:
     return out
 
 
+def _same(a: Any, b: Any) -> bool:
+    return a == b or (a != a and b != b)          # NaN equals NaN here
+
+
 def nondeterminism(runs: list[tuple[KMeansResult, dict[str, Any]]]) -> str | None:
     """What differs between the first repeat and a later one (labels, centroids, a measured column
     other than seconds_*), or None when every repeat gave the same result."""
@@ -136,7 +140,7 @@ def nondeterminism(runs: list[tuple[KMeansResult, dict[str, Any]]]) -> str | Non
         if not torch.equal(result.centroids, first.centroids):
             return f"centroids differ between repeat 1 and repeat {i}"
         for name, value in first_row.items():
-            if not name.startswith("seconds_") and row[name] != value and not (value != value and row[name] != row[name]):
+            if not name.startswith("seconds_") and not _same(value, row[name]):
                 return f"{name} differs between repeat 1 ({value!r}) and repeat {i} ({row[name]!r})"
     return None
 
