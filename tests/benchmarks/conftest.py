@@ -47,7 +47,7 @@ def pytest_sessionfinish(session, exitstatus):
         found += mismatches({name: dict(b.get("extra_info") or {}) for name, b in baseline.items()}, now)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.ensure_newline()
+        reporter.write_line("")
         for line in found:
             reporter.write_line(f"quality gate: {line}", red=True)
     if found and session.exitstatus == 0:
