@@ -113,11 +113,11 @@ def _strip(ax, groups: dict[str, list[float]], styles: dict[str, Style], seed: i
 
 # --------------------------------------------------------------------- figures
 
-def _log_axis(ax, axis: str = "x") -> None:
-    """A log axis with plain-number tick labels (1, 2, 5, 10, ...)."""
+def _log_axis(ax, axis: str = "x", fine: bool = False) -> None:
+    """A log axis with plain-number tick labels (1, 2, 5, 10, ...; ``fine``: 1, 1.2, 1.5, 2, 3, 5, 7, ...)."""
     (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
     target = ax.xaxis if axis == "x" else ax.yaxis
-    target.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    target.set_major_locator(LogLocator(subs=(1.0, 1.2, 1.5, 2.0, 3.0, 5.0, 7.0) if fine else (1.0, 2.0, 5.0)))
     target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     target.set_minor_formatter(NullFormatter())
 
@@ -143,8 +143,8 @@ def pareto_figure(pareto: Sequence[dict[str, Any]], primary_label: str, time_lab
         front = sorted((r["time"].value, r["primary"].value) for r in pts if r["on_front"])
         if len(front) > 1:
             ax.step(*zip(*front), where="post", color="0.4", linestyle="--", linewidth=1, zorder=0)
-        _log_axis(ax, "x")
-        _log_axis(ax, "y")
+        _log_axis(ax, "x", fine=True)
+        _log_axis(ax, "y", fine=True)
         ax.set_xlabel(f"{time_label} (geometric mean, log axis)")
         ax.set_ylabel(textwrap.fill(f"{primary_label} (geometric mean, log axis)", 34))
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")

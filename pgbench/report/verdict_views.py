@@ -83,10 +83,8 @@ def per_dataset_tables(v: Verdicts, styles: dict[str, Any]) -> list[Table]:
     for ds in v.data.datasets:
         here = {r["metric"]: r for r in v.per_dataset if r["dataset"] == ds}
         n_seeds = max((r["n_seeds"] for r in here.values()), default=0)
-        t = Table(f"{ds}", f"{n_seeds} seed(s). Counts: mean over seeds; ratios: geometric mean over seeds of the "
-                  "value over the best method's on the same seed; run time: geometric mean over seeds, over the "
-                  "fastest. Bold: the winner (lowest; every tied method; times tie within their noise, see "
-                  "above). Lower is better.", ["Method"] + [PER_DATASET_LABELS[m] for m in metrics if m in here])
+        t = Table(f"{ds} ({n_seeds} run{'s' if n_seeds != 1 else ''})", "",
+                  ["Method"] + [PER_DATASET_LABELS[m] for m in metrics if m in here])
         for method in v.data.methods:
             row = [_method(method, styles)]
             for m in metrics:
@@ -101,6 +99,45 @@ def per_dataset_tables(v: Verdicts, styles: dict[str, Any]) -> list[Table]:
                 row.append(Cell(fmt(value) + ("" if r["relative"][method] is None else "×"), sub=sub, num=True,
                                 bold=method in r["winners"]))
             t.rows.append(row)
+        out.append(t)
+    return out
+
+
+def metric_pivot_tables(v: Verdicts, styles: dict[str, Any]) -> list[Table]:
+    """Per metric, one table with a row per data set and a column per method, the winner(s) in bold.
+
+    The primary metric first, then run time, empty clusters (when any method left
+    some) and rounds.
+    """
+    order = ["inertia_ratio" if v.primary_metric == "inertia_ratio" else "rel_error_ratio", "seconds_total",
+             "n_empty_final", "rounds_total"]
+    out = []
+    for metric in order:
+        records = [r for r in v.per_dataset if r["metric"] == metric]
+        if not records or (metric == "n_empty_final" and not any(any(r["values"].values()) for r in records)):
+            continue
+        count = records[0]["relative"] and all(x is None for x in records[0]["relative"].values())
+        t = Table(PER_DATASET_LABELS[metric] + " per data set",
+                  ("Mean over the data set's seeds; " if count else
+                   "Geometric mean over the data set's seeds of the value over the best method's (1 = best; the "
+                   "run time over the fastest's, with the fastest's seconds in the last column); ")
+                  + "bold: the winner(s) on that data set. Lower is better.",
+                  ["Data set"] + list(v.data.methods) + ["Winner"] + ([] if count else ["Best (absolute)"]))
+        t.swatches = [None] + [styles[m].color if m in styles else None for m in v.data.methods] + [None, None]
+        for r in records:
+            cells = [Cell(r["dataset"], sub=f"{r['n_seeds']} run(s)")]
+            for m in v.data.methods:
+                if m not in r["values"]:
+                    cells.append(Cell("-", num=True))
+                    continue
+                rel = r["relative"][m]
+                cells.append(Cell(fmt(r["values"][m]) if rel is None else fmt(rel) + "×", num=True,
+                                  bold=m in r["winners"]))
+            cells.append(Cell(r["winner"] if len(r["winners"]) < len(r["values"]) else "all tie"))
+            if not count:
+                best = min(r["values"].values())
+                cells.append(Cell(fmt(best) + (" s" if metric == "seconds_total" else ""), num=True))
+            t.rows.append(cells)
         out.append(t)
     return out
 
@@ -157,10 +194,11 @@ def claims_tables(v: Verdicts) -> list[Table]:
 def display(v: Verdicts, styles: dict[str, Any]) -> dict[str, Any]:
     """Everything the verdict, per-dataset and paper-claims sections show."""
     n_measured = sum(r["measured"] is not None for r in v.paper_claims)
-    return {"headline": v.headline, "notes": v.notes, "primary_metric": METRICS[v.primary_metric].label,
+    return {"headline": v.headline, "headline_parts": v.headline_parts, "notes": v.notes, "primary_metric": METRICS[v.primary_metric].label,
             "aggregates_table": aggregates_table(v, styles) if v.data.methods else None,
             "medians_table": medians_table(v, styles) if v.data.methods else None,
             "per_dataset_tables": per_dataset_tables(v, styles),
+            "pivot_tables": metric_pivot_tables(v, styles),
             "win_tie_loss_table": win_tie_loss_table(v, styles),
             "claims_tables": claims_tables(v), "claims_measured": n_measured, "claims_total": len(v.paper_claims),
             "time_tie_rule": v.time_tie_rule}

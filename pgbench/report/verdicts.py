@@ -34,7 +34,7 @@ BOOTSTRAP_SEED = 20260101
 
 @dataclass
 class Verdicts:
-    headline: str
+    headline: str                                          # the sentences of headline_parts, joined
     primary_metric: str
     baseline: str | None
     data: Blocks
@@ -46,6 +46,7 @@ class Verdicts:
     paper_claims: list[Row]
     time_tie_rule: str
     notes: list[str] = field(default_factory=list)
+    headline_parts: list[str] = field(default_factory=list)
 
 
 def primary_metric_of(rows: Sequence[Row], asked: str | None) -> str:
@@ -78,11 +79,11 @@ def _ci(a: agg.Aggregate | None) -> str:
     return f" [95% bootstrap interval {_fmt(a.low)}, {_fmt(a.high)}]"
 
 
-def headline(v: Verdicts) -> str:
+def headline(v: Verdicts) -> list[str]:
     """One to three sentences from the data (see the module docstring)."""
     d = v.data
     if not d.methods:
-        return "No measured case: nothing to compare."
+        return ["No measured case: nothing to compare."]
     n_blocks, n_sets = len(d.blocks), len(d.datasets)
     metric = METRICS[v.primary_metric]
     counts = v.best_counts.get(v.primary_metric, {})
@@ -94,7 +95,8 @@ def headline(v: Verdicts) -> str:
         others = [m for m in d.methods if m != top and agg.find(v.aggregates, m, v.primary_metric)
                   and agg.find(v.aggregates, m, v.primary_metric).value is not None]
         worst = max(others, key=lambda m: agg.find(v.aggregates, m, v.primary_metric).value, default=None)
-        text = (f"{top} has the lowest {metric.label} on {wins} of {ran} runs ({n_sets} data set(s) × seeds), "
+        text = (f"{top} has the lowest {metric.label} on {wins} of {ran} runs (data set × seed; {n_sets} data "
+                f"set{'s' if n_sets != 1 else ''}), "
                 f"at {_fmt(a.value if a else None)}× the best per run (geometric mean){_ci(a)}")
         if worst is not None:
             w = agg.find(v.aggregates, worst, v.primary_metric)
@@ -114,11 +116,14 @@ def headline(v: Verdicts) -> str:
             "; every other method leaves none." if len(leaving) < len(d.methods) else "."))
     else:
         parts.append(f"No method leaves an empty cluster on any of the {n_blocks} runs.")
-    front = [r["method"] for r in v.pareto if r["on_front"]]
+    front = [r for r in v.pareto if r["on_front"]]
     if front:
         ref = f"the baseline {v.baseline}" if d.time_reference == "baseline" else "the fastest method per run"
-        parts.append(f"On the front of {metric.label} against run time (relative to {ref}): {', '.join(front)}.")
-    return " ".join(parts)
+        points = [f"{r['method']} (time {_fmt(r['time'].value)}×, {_fmt(r['primary'].value)}× the best)"
+                  for r in front]
+        parts.append(f"Pareto front of {metric.label} against run time (time relative to {ref}; geometric "
+                     f"means): {', '.join(points)}.")
+    return parts
 
 
 def compute(rows: Sequence[Row], downstream: Sequence[Row] | None = None, baseline: str | None = DEFAULT_BASELINE,
@@ -150,7 +155,8 @@ def compute(rows: Sequence[Row], downstream: Sequence[Row] | None = None, baseli
     if baseline and base is None:
         v.notes.append(f"The baseline '{baseline}' is not in the results: run times are relative to the fastest "
                        "method on each run, and there are no win / tie / loss counts.")
-    v.headline = headline(v)
+    v.headline_parts = headline(v)
+    v.headline = " ".join(v.headline_parts)
     return v
 
 
@@ -169,6 +175,7 @@ def as_json(v: Verdicts) -> dict[str, Any]:
     """The findings as plain data: ``headline``, ``per_dataset``, ``win_tie_loss``, ``aggregates``, ``paper_claims``."""
     return _clean({
         "headline": v.headline,
+        "headline_parts": v.headline_parts,
         "primary_metric": v.primary_metric,
         "baseline": v.baseline,
         "time_reference": v.data.time_reference,
