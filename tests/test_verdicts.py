@@ -224,7 +224,8 @@ def test_ledger_fills_measured_where_the_setting_matches():
         got[("Table 1", "q_proj", "paper-15.90", "MNLI", "fairseq+fairseq")]["note"]
     acc = got[("Table 2", "iPQ with Quant-Noise 11.81", "paper-11.81", "MNLI", "fairseq+fairseq")]
     assert acc["measured"] == approx(83.1) and acc["paper"] == 83.1
-    assert got[("Table 1", "FC1", "paper-11.81", "MNLI", "fairseq+fairseq")]["measured"] is None
+    fc1 = got[("Table 1", "FC1", "paper-11.81", "MNLI", "fairseq+fairseq")]
+    assert fc1["measured"] is None and fc1["note"] == "no fairseq+fairseq run of layer type FC1 at preset paper-11.81"
 
 
 # ------------------------------------------------------- page and JSON

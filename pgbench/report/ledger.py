@@ -90,12 +90,13 @@ def _model_note(paths: set[str], n: int, unit: str) -> str:
 def _layer_measure(rows: Sequence[Row], claim: Row) -> tuple[float | None, str]:
     here = [r for r in rows if has_metrics(r) and r.get("n_empty_final") is not None and r.get("layer_type")
             and _params(r).get("preset") == claim["setting"] and same_name(combination(r), claim["method"])]
+    if not here:
+        return None, f"no {claim['method']} layer run at preset {claim['setting']}"
     if claim["metric"] == "mean_empty":
         layer_type = _PAPER_LAYER.get(claim["row"], claim["row"])
         here = [r for r in here if r.get("layer_type") == layer_type]
-    if not here:
-        return None, f"no {claim['method']} layer run at preset {claim['setting']}" + (
-            f" of layer type {claim['row']}" if claim["metric"] == "mean_empty" else "")
+        if not here:
+            return None, f"no {claim['method']} run of layer type {claim['row']} at preset {claim['setting']}"
     empties = [float(r["n_empty_final"]) for r in here]
     value = (sum(empties) / len(empties) if claim["metric"] == "mean_empty"
              else 100.0 * sum(e > 0 for e in empties) / len(empties))

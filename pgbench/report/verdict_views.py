@@ -120,12 +120,12 @@ def metric_pivot_tables(v: Verdicts, styles: dict[str, Any]) -> list[Table]:
         t = Table(PER_DATASET_LABELS[metric] + " per data set",
                   ("Mean over the data set's seeds; " if count else
                    "Geometric mean over the data set's seeds of the value over the best method's (1 = best; the "
-                   "run time over the fastest's, with the fastest's seconds in the last column); ")
+                   "run time over the fastest's, the fastest's seconds under the winner); ")
                   + "bold: the winner(s) on that data set. Lower is better.",
-                  ["Data set"] + list(v.data.methods) + ["Winner"] + ([] if count else ["Best (absolute)"]))
-        t.swatches = [None] + [styles[m].color if m in styles else None for m in v.data.methods] + [None, None]
+                  ["Data set"] + list(v.data.methods) + ["Winner"])
+        t.swatches = [None] + [styles[m].color if m in styles else None for m in v.data.methods] + [None]
         for r in records:
-            cells = [Cell(r["dataset"], sub=f"{r['n_seeds']} run(s)")]
+            cells = [Cell(r["dataset"], title=f"{r['n_seeds']} run(s)")]
             for m in v.data.methods:
                 if m not in r["values"]:
                     cells.append(Cell("-", num=True))
@@ -133,10 +133,11 @@ def metric_pivot_tables(v: Verdicts, styles: dict[str, Any]) -> list[Table]:
                 rel = r["relative"][m]
                 cells.append(Cell(fmt(r["values"][m]) if rel is None else fmt(rel) + "×", num=True,
                                   bold=m in r["winners"]))
-            cells.append(Cell(r["winner"] if len(r["winners"]) < len(r["values"]) else "all tie"))
-            if not count:
-                best = min(r["values"].values())
-                cells.append(Cell(fmt(best) + (" s" if metric == "seconds_total" else ""), num=True))
+            sub = f"{fmt(min(r['values'].values()))} s" if metric == "seconds_total" else ""
+            losers = [m for m in r["values"] if m not in r["winners"]]
+            text = ("all tie" if not losers else r["winner"] if len(r["winners"]) <= len(losers)
+                    else "all but " + ", ".join(losers))
+            cells.append(Cell(text, sub=sub))
             t.rows.append(cells)
         out.append(t)
     return out
@@ -162,31 +163,35 @@ def win_tie_loss_table(v: Verdicts, styles: dict[str, Any]) -> Table | None:
 
 
 def claims_tables(v: Verdicts) -> list[Table]:
-    """The ledger, one table per (source, metric): paper beside measured, with what the measurement is."""
+    """The ledger, one table per (source, metric): a row per (setting, row, method) with the paper's number per
+    task beside the measured value; the numbers without a match here in one line per (setting, method)."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in v.paper_claims:
         groups.setdefault((r["source"], r["metric"]), []).append(r)
     out = []
-    for (source, metric), rows in groups.items():
+    for (source, metric), claims in groups.items():
+        lines: dict[tuple, list[dict]] = {}
+        for r in claims:
+            lines.setdefault((r["measured"] is None, r["setting"], r["method"], r["row"] if r["measured"] is not None
+                              else ""), []).append(r)
+        notes = sorted({r["note"] for r in claims if r["measured"] is not None})
+        tasks = [r["task"] for r in claims if r["task"]]
+        task_text = " / ".join(dict.fromkeys(tasks)) if tasks else "-"
         t = Table(f"{source}: {METRIC_LABELS.get(metric, metric)}",
-                  "Paper: the published number (RoBERTa base fine-tuned per GLUE task). Measured here: this store's "
-                  "value at the same preset, layer type and method (one value per setting, repeated beside each "
-                  "task), or '-' with the reason.",
-                  ["Setting", "Row", "Task", "Method", "Paper", "Measured here", "What was measured"])
-        missing: dict[tuple[str, str], list[dict]] = {}
-        for r in rows:
-            if r["measured"] is None:
-                missing.setdefault((r["setting"], r["method"]), []).append(r)
+                  f"Paper: the published number{'s (' + task_text + ')' if tasks else ''}, RoBERTa base fine-tuned "
+                  "per GLUE task. Measured here: this store's value at the same preset, layer type and method "
+                  "(bold), " + ("; ".join(notes) if notes else "none") + ". '-': no match in this store, with the "
+                  "reason.", ["Setting", "Row", "Method", f"Paper ({task_text})", "Measured here", "Why not measured"])
+        for (missing, setting, method, row), group in sorted(lines.items(), key=lambda kv: kv[0][:3]):
+            paper = " / ".join(fmt(g["paper"]) for g in group[:7]) + (" …" if len(group) > 7 else "")
+            if not missing:
+                t.rows.append([Cell(setting), Cell(row), Cell(method), Cell(paper, num=True),
+                               Cell(fmt(group[0]["measured"]), num=True, bold=True), Cell("")])
                 continue
-            t.rows.append([Cell(r["setting"]), Cell(r["row"]), Cell(r["task"] or "-"), Cell(r["method"]),
-                           Cell(fmt(r["paper"]), num=True), Cell(fmt(r["measured"]), num=True, bold=True),
-                           Cell(r["note"])])
-        for (setting, method), group in missing.items():      # one line per setting and method without a match
             rows_text = ", ".join(dict.fromkeys(g["row"] for g in group))
-            t.rows.append([Cell(setting), Cell(rows_text if len(rows_text) < 60 else f"{len(group)} numbers"),
-                           Cell(", ".join(dict.fromkeys(g["task"] or "-" for g in group))), Cell(method),
-                           Cell(", ".join(fmt(g["paper"]) for g in group[:6]) + (" …" if len(group) > 6 else ""),
-                                num=True), Cell("-", num=True), Cell(group[0]["note"])])
+            reasons = {g["note"].replace(f"of layer type {g['row']} ", "of these layer types ") for g in group}
+            t.rows.append([Cell(setting), Cell(rows_text), Cell(method), Cell(f"{len(group)} numbers", sub=paper),
+                           Cell("-", num=True), Cell("; ".join(sorted(reasons)))])
         out.append(t)
     return out
 
