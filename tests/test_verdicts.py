@@ -270,3 +270,30 @@ def test_report_rejects_an_unknown_primary_metric(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["report", str(res), "-o", str(tmp_path / "r.html"), "--primary-metric", "speed"])
     assert exc.value.code == 2
+
+
+# --------------------------------------------------------------- summary
+
+def test_summary_lists_every_method_with_its_parameters():
+    from pgbench.report import summary
+
+    rows = [case("pg", "d1", 0, params={"resolve": {"max_passes": 15}}),
+            case("pg", "d2", 0, params={"resolve": {"max_passes": 15}}),
+            case("faiss", "d1", 0, params={"resolve": {"eps": 0.001}}, max_points_per_centroid=256)]
+    got = summary.method_parameters(rows)
+    assert [(m["method"], m["n"]) for m in got] == [(PG, 2), ("random + faiss", 1)]
+    assert got[0]["params"] == {"resolve": {"max_passes": 15}} and got[0]["labels"] == ["pg"]
+    assert got[1]["max_points_per_centroid"] == 256 and got[1]["backend"] == "torch"
+
+
+def test_summary_derives_skipped_sources_from_a_built_in_suite():
+    from pgbench.report import summary
+
+    rows = [dict(case("pg", "g", 0, source="gaussian_mixture"), suite="quick")]
+    got = summary.sources(rows)
+    assert got["present"] == [{"source": "gaussian_mixture", "preset": "", "cases": 1}]
+    skipped = {s["label"]: s["reason"] for s in got["skipped"]}
+    assert "gaussian_mixture" not in skipped and "minilm-paper" in skipped and "clustering" in skipped
+    assert "derived from the built-in suite 'quick'" in got["note"]
+    other = summary.sources([case("pg")])                     # suite "t": not built in, nothing derived
+    assert other["skipped"] == [] and "not a built-in suite" in other["note"]
