@@ -117,7 +117,12 @@ def _log_axis(ax, axis: str = "x", fine: bool = False) -> None:
     """A log axis with plain-number tick labels (1, 2, 5, 10, ...; ``fine``: 1, 1.2, 1.5, 2, 3, 5, 7, ...)."""
     (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
     target = ax.xaxis if axis == "x" else ax.yaxis
-    target.set_major_locator(LogLocator(subs=(1.0, 1.2, 1.5, 2.0, 3.0, 5.0, 7.0) if fine else (1.0, 2.0, 5.0)))
+    low, high = ax.get_xlim() if axis == "x" else ax.get_ylim()
+    if high > 0 and low > 0 and high / low > 1e3:    # many decades: a label per decade only, or they overlap
+        subs: tuple[float, ...] = (1.0,)
+    else:
+        subs = (1.0, 1.2, 1.5, 2.0, 3.0, 5.0, 7.0) if fine else (1.0, 2.0, 5.0)
+    target.set_major_locator(LogLocator(subs=subs))
     target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     target.set_minor_formatter(NullFormatter())
 
@@ -174,11 +179,12 @@ def resolution_figure(rows: Sequence[dict[str, Any]], styles: dict[str, Style]) 
         # counts and milliseconds cannot be negative: log axes, rounds drawn as rounds + 1 (0 rounds at 1) and
         # times floored at FLOOR_MS (0 ms at the floor); never a symmetric-log axis with negative decades
         _strip(axes[0], {m: [v + 1 for v in rounds[m]] for m in order}, styles)
-        _strip(axes[1], {m: [max(1e3 * s, FLOOR_MS) for s in seconds[m]] for m in order}, styles, seed=1)
-        _log_axis(axes[0], "x")
-        _log_axis(axes[1], "x")
-        axes[0].set_xlim(left=0.8)
-        axes[1].set_xlim(left=FLOOR_MS / 1.5)
+        ms = {m: [max(1e3 * s, FLOOR_MS) for s in seconds[m]] for m in order}
+        _strip(axes[1], ms, styles, seed=1)
+        for ax, left in ((axes[0], 0.8), (axes[1], min([v for m in order for v in ms[m]] or [1.0]) / 1.5)):
+            ax.set_xscale("log")
+            ax.set_xlim(left=left)
+            _log_axis(ax, "x")
         axes[0].set_xlabel("resolution rounds per run + 1 (count, log axis)")
         axes[1].set_xlabel(f"resolution time per run (ms, log axis, floor {FLOOR_MS:g})")
         return _picture(fig, "Empty-cluster resolution effort",

@@ -65,12 +65,12 @@ def aggregates_table(v: Verdicts, styles: dict[str, Any]) -> Table:
 
 def medians_table(v: Verdicts, styles: dict[str, Any]) -> Table:
     """The ratios' medians beside their geometric means, for readers who distrust either."""
+    metrics = [m for m in ("inertia_ratio", "rel_error_ratio", "time_ratio")
+               if any(a.metric == m for a in v.aggregates)]
     t = Table("Ratios: median beside geometric mean",
               "Median over runs of each ratio, with its 95% paired bootstrap interval; compare with the geometric "
               "means above. A large gap means a few data sets dominate the mean.",
-              ["Method"] + [f"{METRICS[m].label} (median)" for m in ("inertia_ratio", "rel_error_ratio", "time_ratio")
-                            if any(a.metric == m for a in v.aggregates)])
-    metrics = [m for m in ("inertia_ratio", "rel_error_ratio", "time_ratio") if any(a.metric == m for a in v.aggregates)]
+              ["Method"] + [f"{METRICS[m].label} (median)" for m in metrics])
     for m in v.data.methods:
         t.rows.append([_method(m, styles)] + [_agg_cell(agg.find(v.aggregates, m, x, "median"), "×") for x in metrics])
     return t
@@ -199,7 +199,8 @@ def claims_tables(v: Verdicts) -> list[Table]:
 def display(v: Verdicts, styles: dict[str, Any]) -> dict[str, Any]:
     """Everything the verdict, per-dataset and paper-claims sections show."""
     n_measured = sum(r["measured"] is not None for r in v.paper_claims)
-    return {"headline": v.headline, "headline_parts": v.headline_parts, "notes": v.notes, "primary_metric": METRICS[v.primary_metric].label,
+    return {"headline": v.headline, "headline_parts": v.headline_parts, "notes": v.notes,
+            "primary_metric": METRICS[v.primary_metric].label,
             "aggregates_table": aggregates_table(v, styles) if v.data.methods else None,
             "medians_table": medians_table(v, styles) if v.data.methods else None,
             "per_dataset_tables": per_dataset_tables(v, styles),
