@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .stats import (FAILED, Interval, best_inertia, combination, decoded, has_metrics, mean, namer, pair_key,
                     ratio_to_best, same_name, seed_interval)
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Row = dict[str, Any]
 
@@ -139,7 +140,10 @@ def resolution_table(rows: Sequence[Row], baseline: str | None = DEFAULT_BASELIN
     method resolution time (ratios of sums; None when both are 0, inf when only
     the method's is 0).
     """
-    rng = rng if rng is not None else np.random.default_rng(0)
+    if rng is None:
+        import numpy as np    # only here: the CLI imports this module for its defaults
+
+        rng = np.random.default_rng(0)
     name = namer(rows)
     base = find_method(rows, baseline)
     base_rows = {pair_key(r): r for r in rows if base and name(r) == base and has_metrics(r)}
