@@ -135,7 +135,8 @@ def test_pareto_front_by_hand():
 def test_headline_names_the_winner_the_empties_and_the_front():
     v = verdicts.compute(hand_rows())
     assert v.headline.startswith(f"{SK} has the lowest inertia relative to the best on 3 of 4 runs")
-    assert f"Empty clusters remain with {FS} on 2 of 4 runs (d1;" in v.headline
+    assert f"Empty clusters remain with {FS} on 2 of 4 runs (mean per run, most first: d1: 3); over all runs 1.5" \
+        in v.headline
     front = {r["method"] for r in v.pareto if r["on_front"]}
     assert front == {SK}
     # sklearn's time: (1.03^3 * 0.5)^(1/4) = 0.86 of fairseq's; inertia 2^(1/4) = 1.19 of the best

@@ -107,10 +107,16 @@ def headline(v: Verdicts) -> list[str]:
         empt = d.raw["n_empty_final"].get(m, {})
         hit = [b for b, x in empt.items() if x > 0]
         if hit:
-            where = sorted({d.dataset_of[b] for b in hit})
+            per_set: dict[str, list[float]] = {}
+            for b, x in empt.items():
+                per_set.setdefault(d.dataset_of[b], []).append(x)
+            where = sorted((ds for ds, xs in per_set.items() if any(xs)),
+                           key=lambda ds: (-sum(per_set[ds]) / len(per_set[ds]), ds))
+            most = [f"{ds}: {_fmt(sum(per_set[ds]) / len(per_set[ds]))}" for ds in where[:3]]
             a = agg.find(v.aggregates, m, "n_empty_final")
-            leaving.append(f"{m} on {len(hit)} of {len(empt)} runs ({', '.join(where[:3])}"
-                           f"{', …' if len(where) > 3 else ''}; mean {_fmt(a.value)} per run{_ci(a)})")
+            leaving.append(f"{m} on {len(hit)} of {len(empt)} runs (mean per run, most first: {', '.join(most)}"
+                           f"{f', and {len(where) - 3} more data set(s)' if len(where) > 3 else ''}); over all runs "
+                           f"{_fmt(a.value)} per run{_ci(a)}")
     if leaving:
         parts.append("Empty clusters remain with " + "; ".join(leaving) + (
             "; every other method leaves none." if len(leaving) < len(d.methods) else "."))
