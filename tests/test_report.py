@@ -55,7 +55,7 @@ def test_relative_inertia_is_against_the_best_method_on_the_same_data():
     assert rel == {a["case_id"]: 2.0, b["case_id"]: 1.0, c["case_id"]: 1.0}
 
 
-# ----------------------------------------------------------------- leaderboard
+# ------------------------------------------------------------------- methods
 
 def _board_rows():
     rows = []
@@ -71,41 +71,12 @@ def _board_rows():
     return rows
 
 
-def test_leaderboard_means_intervals_ranks_and_paired_differences():
-    board = tables.leaderboard(_board_rows())               # default baseline fairseq+fairseq
-    assert board.baseline == FS and board.ranking == tables.RANKING
-    by = {e.method: e for e in board.rows}
-    # pg and sklearn tie on empties (0); pg needs fewer rounds (2 < 5); faiss only failed: unranked, last
-    assert [e.method for e in board.rows] == [PG, SK, FS, "random + faiss"]
-    assert [e.rank for e in board.rows] == [1, 2, 3, None]
-    fs, pg, sk, fa = by[FS], by[PG], by[SK], by["random + faiss"]
-    assert (fs.n_cases, fs.n_ok, fs.n_failed) == (6, 6, 0)
-    assert (sk.n_cases, sk.n_ok, sk.n_failed) == (2, 1, 1) and (fa.n_ok, fa.n_failed) == (0, 1)
-    # baseline empties, per-seed means 1, 2, 3 -> 2 +- t(2) / sqrt(3)
-    e = fs.stats["n_empty_final"]
-    assert (e.mean, e.n) == (2, 3) and e.half_width == approx(T2 / math.sqrt(3))
-    assert fs.stats["rounds_total"].mean == 15 and pg.stats["rounds_total"].mean == 2
-    assert (pg.stats["n_empty_final"].low, pg.stats["n_empty_final"].high) == (0, 0)   # sd 0
-    # inertia relative to the best on the same data: fairseq 2x everywhere, pg the best
-    assert fs.stats["inertia_rel"].mean == 2 and pg.stats["inertia_rel"].mean == 1
-    # paired differences pg - fairseq: per seed -1, -2, -3 -> -2 +- t(2) / sqrt(3)
-    d = pg.diffs["n_empty_final"]
-    assert pg.n_pairs == 6 and d.mean == -2 and d.half_width == approx(T2 / math.sqrt(3))
-    assert pg.diffs["inertia_rel"].mean == -1 and pg.diffs["rounds_total"].mean == -13
-    assert pg.diffs["seconds_total"].mean == 0                  # d1: 2 - 1, d2: 2 - 3
-    # sklearn: one pair (seed 0, d1): a difference, no interval
-    assert sk.n_pairs == 1 and sk.diffs["n_empty_final"].mean == -1 and sk.diffs["n_empty_final"].low is None
-    assert fs.diffs == {} and "rel_error" not in board.metrics
-
-
-def test_leaderboard_baseline_by_label_or_combination_and_missing_baseline():
+def test_find_method_by_label_or_combination():
     rows = _board_rows()
     assert tables.find_method(rows, "fairseq") == FS
     assert tables.find_method(rows, "fairseq+fairseq") == FS
     assert tables.find_method(rows, "kmeans+++sklearn") == SK
-    board = tables.leaderboard(rows, baseline="nope")
-    assert board.baseline is None and all(e.diffs == {} for e in board.rows)
-    assert tables.leaderboard(rows, baseline="pg").rows[0].diffs == {}   # the baseline has no difference
+    assert tables.find_method(rows, "nope") is None
 
 
 # ------------------------------------------------------------------- paper views
@@ -240,7 +211,7 @@ class _Tags(HTMLParser):
             self.h2.append(data.strip())
 
 
-SECTIONS = ["Summary", "Leaderboard", "Empty clusters per layer type", "Share of layers with empty clusters",
+SECTIONS = ["Verdict", "Results per data set", "The paper's numbers beside this run's", "Summary", "Empty clusters per layer type", "Share of layers with empty clusters",
             "Empty-cluster resolution: rounds and time", "The paper's claims in comparable units",
             "Accuracy against compression ratio", "Per-iteration curves",
             "Cluster-size distributions", "Centroid index on ground-truth sets"]
@@ -283,9 +254,10 @@ def test_report_escapes_store_text(tmp_path, capsys):
 
 def test_report_of_a_full_store(tmp_path, capsys):
     html, parsed = _report(tmp_path, sample_rows(), "full.html", "--baseline", "fairseq")
-    assert parsed.tags.count("img") == 4          # paired differences, resolution, curves, sizes (no downstream)
-    assert "Ranking rule." in html and "95% Student-t interval across seeds" in html
-    assert "Baseline: <strong>fairseq + fairseq</strong>" in html
+    assert parsed.tags.count("img") == 4          # Pareto front, resolution, curves, sizes (no downstream)
+    assert "Ranking rule." not in html and "Student-t" not in html and "symlog" not in html
+    assert "Wins, ties and losses against the baseline fairseq + fairseq" in html
+    assert "paired bootstrap" in html and "geometric mean" in html
     assert "Average empty clusters per layer type: model.pt · paper-11.81" in html
     assert "RuntimeError: out of memory" in html and "q_proj" in html
     assert "21 cases" in capsys.readouterr().out

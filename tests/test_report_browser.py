@@ -22,7 +22,7 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not insta
 # the closed network makes Chromium's background services log errors unless they are off
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage")
-HEADINGS = ["Summary", "Leaderboard", "Empty clusters per layer type", "Share of layers with empty clusters",
+HEADINGS = ["Verdict", "Results per data set", "The paper's numbers beside this run's", "Summary", "Empty clusters per layer type", "Share of layers with empty clusters",
             "Empty-cluster resolution: rounds and time", "The paper's claims in comparable units",
             "Accuracy against compression ratio", "Per-iteration curves",
             "Cluster-size distributions", "Centroid index on ground-truth sets"]
@@ -49,7 +49,7 @@ def browser(tmp_path):
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    options.add_argument("--window-size=1280,1000")
+    options.add_argument("--window-size=900,1000")   # figures and tables must stay readable at 900 px
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
     try:
@@ -67,17 +67,29 @@ def test_report_renders_in_chromium(tmp_path, browser):
     browser.get(page.resolve().as_uri())
     images = browser.execute_script(
         "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight]);")
-    assert len(images) == 5, images                  # paired differences, resolution, downstream, curves, sizes
+    assert len(images) == 5, images                  # Pareto front, resolution, downstream, curves, sizes
     for alt, complete, width, height in images:
         assert complete and width > 0 and height > 0, f"figure not decoded: {alt}"
     headings = browser.execute_script("return Array.from(document.querySelectorAll('h2')).map(h => h.textContent);")
     assert headings == HEADINGS
     assert browser.title == "pgbench report: t"
+    # the new sections: the headline first, a table per data set, the paper's numbers beside the measured ones
+    ids = browser.execute_script("return Array.from(document.querySelectorAll('section')).map(s => s.id);")
+    assert ids[:4] == ["verdict", "per-dataset", "paper-claims", "summary"] and "paper-checks" in ids
+    headline = browser.execute_script("return document.querySelector('#verdict ul.headline').innerText;")
+    assert "has the lowest inertia relative to the best" in headline
+    top = browser.execute_script("return document.querySelector('#verdict ul.headline').getBoundingClientRect().top;")
+    assert top < 1000                                 # on the first screen
+    per_dataset = browser.execute_script("return document.querySelectorAll('#per-dataset table').length;")
+    assert per_dataset == 7     # win / tie / loss; inertia, time, empties, rounds per data set; the two data sets
+    measured = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#paper-claims td.best')).length;")
+    assert measured > 0                               # the layer at paper-11.81 and the downstream rows match
     errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
     assert errors == []
 
     height = browser.execute_script("return document.documentElement.scrollHeight;")
-    browser.set_window_size(1280, min(int(height) + 40, 16000))
+    browser.set_window_size(900, min(int(height) + 40, 16000))
     shot = tmp_path / "report.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     if os.environ.get("PGBENCH_REPORT_SCREENSHOT"):

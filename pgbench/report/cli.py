@@ -12,6 +12,7 @@ import sys
 
 from ..extras import require
 from .compare import DEFAULT_METRICS, LOWER_IS_BETTER
+from .evidence import DEFAULT_PRIMARY, PRIMARY_CHOICES
 from .tables import DEFAULT_BASELINE
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,12 @@ def _setup_report(p: argparse.ArgumentParser) -> None:
                    help=f"method for the paired differences: a combination init+resolve[+consolidate] or a suite "
                         f"method label (default: {DEFAULT_BASELINE})")
     p.add_argument("--suite", help="only this suite's cases")
+    p.add_argument("--json", metavar="FILE", dest="json_out",
+                   help="also write the findings (headline, per_dataset, win_tie_loss, aggregates, paper_claims) "
+                        "as JSON to FILE, from the same computed objects as the page")
+    p.add_argument("--primary-metric", choices=PRIMARY_CHOICES, default=None,
+                   help=f"the quality metric of the headline and the Pareto front, when the rows carry no "
+                        f"primary_metric of their suite (default: {DEFAULT_PRIMARY})")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -33,11 +40,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .render import write_report
 
     writable_file(args.out, "-o/--out")
-    out, info = write_report(args.results, args.out, baseline=args.baseline, suite=args.suite)
+    if args.json_out:
+        writable_file(args.json_out, "--json")
+    out, info = write_report(args.results, args.out, baseline=args.baseline, suite=args.suite,
+                             json_out=args.json_out, primary_metric=args.primary_metric)
     if not info["baseline_found"] and info["cases"]:
         log.warning("baseline '%s' not in the results; no paired differences", args.baseline)
     extra = "" if info["downstream"] else ", no downstream results"
-    print(f"{info['cases']} cases -> {out} ({info['bytes'] / 1e6:.2f} MB{extra})")
+    print(f"{info['cases']} cases -> {out} ({info['bytes'] / 1e6:.2f} MB{extra})"
+          + (f", findings -> {args.json_out}" if args.json_out else ""))
+    print(info["headline"])
     return 0
 
 

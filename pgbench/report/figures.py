@@ -24,11 +24,12 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from .stats import has_metrics, namer
-from .tables import METRICS, Leaderboard
 
-__all__ = ["Picture", "method_styles", "paired_difference_figure", "resolution_figure", "curves_figure",
+__all__ = ["Picture", "method_styles", "pareto_figure", "resolution_figure", "curves_figure",
            "sizes_figure", "downstream_figure"]
 
+#: the smallest resolution time the resolution figure draws (ms): its log axis needs a floor
+FLOOR_MS = 0.001
 MARKERS = ("o", "s", "D", "^", "v", "P", "X", "<", ">", "h")
 DPI = 100
 
@@ -85,7 +86,7 @@ def _picture(fig: Figure, title: str, caption: str, alt: str) -> Picture:
     return Picture(title, caption, base64.b64encode(buf.getvalue()).decode("ascii"), alt, width, height)
 
 
-def _new(n_panels: int, width: float = 10.0, height: float = 3.2, sharey: bool = False) -> tuple[Figure, list]:
+def _new(n_panels: int, width: float = 9.0, height: float = 3.2, sharey: bool = False) -> tuple[Figure, list]:
     fig = Figure(figsize=(width, height), layout="constrained")
     axes = fig.subplots(1, n_panels, sharey=sharey, squeeze=False)[0]
     return fig, list(axes)
@@ -110,40 +111,55 @@ def _strip(ax, groups: dict[str, list[float]], styles: dict[str, Style], seed: i
     ax.set_ylim(len(order) - 0.5, -0.5)
 
 
-def _symlog_if_spread(ax, values: Sequence[float], linthresh: float) -> None:
-    pos = [v for v in values if v > 0]
-    if pos and max(pos) / max(min(pos), linthresh) > 50:
-        ax.set_xscale("symlog", linthresh=linthresh)
-
-
 # --------------------------------------------------------------------- figures
 
-def paired_difference_figure(board: Leaderboard, styles: dict[str, Style]) -> Picture | None:
-    """Method minus baseline, per metric: mean with 95% t-interval across seeds."""
-    entries = [e for e in board.rows if e.diffs and e.n_pairs]
-    if board.baseline is None or not entries:
+def _log_axis(ax, axis: str = "x", fine: bool = False) -> None:
+    """A log axis with plain-number tick labels (1, 2, 5, 10, ...; ``fine``: 1, 1.2, 1.5, 2, 3, 5, 7, ...)."""
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    low, high = ax.get_xlim() if axis == "x" else ax.get_ylim()
+    if high > 0 and low > 0 and high / low > 1e3:    # many decades: a label per decade only, or they overlap
+        subs: tuple[float, ...] = (1.0,)
+    else:
+        subs = (1.0, 1.2, 1.5, 2.0, 3.0, 5.0, 7.0) if fine else (1.0, 2.0, 5.0)
+    target.set_major_locator(LogLocator(subs=subs))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_formatter(NullFormatter())
+
+
+def pareto_figure(pareto: Sequence[dict[str, Any]], primary_label: str, time_label: str,
+                  styles: dict[str, Style]) -> Picture | None:
+    """Quality (the primary metric) against cost (run time), both ratios on log axes, the front joined."""
+    pts = [r for r in pareto if r["primary"] and r["time"] and r["primary"].value is not None
+           and r["time"].value is not None and math.isfinite(r["primary"].value) and math.isfinite(r["time"].value)]
+    if not pts:
         return None
     with matplotlib.rc_context(_style_rc()):
-        fig, axes = _new(len(board.metrics), width=11.0, height=0.9 + 0.42 * len(entries), sharey=True)
-        for ax, metric in zip(axes, board.metrics):
-            for i, e in enumerate(entries):
-                iv = e.diffs.get(metric)
-                if iv is None or iv.mean is None or not math.isfinite(iv.mean):
-                    continue
-                st = styles[e.method]
-                err = None if iv.low is None else [[iv.mean - iv.low], [iv.high - iv.mean]]
-                ax.errorbar([iv.mean], [i], xerr=err, fmt=st.marker, color=st.color, capsize=3, markersize=6)
-            ax.axvline(0, color="0.3", linewidth=1, linestyle="--")
-            m = METRICS[metric]
-            ax.set_title(textwrap.fill(m.label, 20), fontsize="medium")
-            ax.set_xlabel(textwrap.fill(f"difference ({m.unit})", 24))
-        axes[0].set_yticks(range(len(entries)), [e.method for e in entries])
-        axes[0].set_ylim(len(entries) - 0.5, -0.5)
-        return _picture(fig, f"Paired difference to the baseline {board.baseline}",
-                        f"Method minus baseline ({board.baseline}) on the same data and seed; mean with 95% "
-                        "t-interval across seeds (a bare dot: one seed). Left of the dashed zero line (negative) "
-                        "is better for every metric.",
-                        "forest plot of paired differences per metric and method")
+        fig, axes = _new(1, width=9.0, height=4.2)
+        ax = axes[0]
+        for r in pts:
+            st = styles[r["method"]]
+            q, t = r["primary"], r["time"]
+            xerr = None if t.low is None else [[t.value - t.low], [t.high - t.value]]
+            yerr = None if q.low is None else [[q.value - q.low], [q.high - q.value]]
+            ax.errorbar([t.value], [q.value], xerr=xerr, yerr=yerr, fmt=st.marker, color=st.color, capsize=3,
+                        markersize=8 if r["on_front"] else 6, markeredgecolor="black" if r["on_front"] else st.color,
+                        label=r["method"] + (" (front)" if r["on_front"] else ""))
+        front = sorted((r["time"].value, r["primary"].value) for r in pts if r["on_front"])
+        if len(front) > 1:
+            ax.step(*zip(*front), where="post", color="0.4", linestyle="--", linewidth=1, zorder=0)
+        _log_axis(ax, "x", fine=True)
+        _log_axis(ax, "y", fine=True)
+        ax.set_xlabel(f"{time_label} (geometric mean, log axis)")
+        ax.set_ylabel(textwrap.fill(f"{primary_label} (geometric mean, log axis)", 34))
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+        return _picture(fig, "Quality against cost: the Pareto front",
+                        "Each method at its geometric mean over runs (data set × seed) of the quality ratio and the "
+                        "run-time ratio; bars: 95% paired bootstrap intervals over runs. Both axes are logarithmic "
+                        "(ratios are positive). Lower-left is better; black-edged markers, joined by the dashed "
+                        "line, are on the front (no other method is both faster and closer to the best). Empty "
+                        "clusters are not folded in: see the table's own column.",
+                        "scatter plot of quality ratio against run-time ratio per method with the Pareto front")
 
 
 def resolution_figure(rows: Sequence[dict[str, Any]], styles: dict[str, Style]) -> Picture | None:
@@ -159,15 +175,22 @@ def resolution_figure(rows: Sequence[dict[str, Any]], styles: dict[str, Style]) 
         return None
     order = sorted(rounds)
     with matplotlib.rc_context(_style_rc()):
-        fig, axes = _new(2, height=0.9 + 0.42 * len(order), sharey=True)
-        _strip(axes[0], {m: rounds[m] for m in order}, styles)
-        _strip(axes[1], {m: [1e3 * s for s in seconds[m]] for m in order}, styles, seed=1)
-        _symlog_if_spread(axes[0], [v for m in order for v in rounds[m]], 1.0)
-        _symlog_if_spread(axes[1], [1e3 * v for m in order for v in seconds[m]], 0.01)
-        axes[0].set_xlabel("resolution rounds per run (count)")
-        axes[1].set_xlabel("time in empty-cluster resolution per run (ms)")
+        fig, axes = _new(2, width=9.0, height=0.9 + 0.42 * len(order), sharey=True)
+        # counts and milliseconds cannot be negative: log axes, rounds drawn as rounds + 1 (0 rounds at 1) and
+        # times floored at FLOOR_MS (0 ms at the floor); never a symmetric-log axis with negative decades
+        _strip(axes[0], {m: [v + 1 for v in rounds[m]] for m in order}, styles)
+        ms = {m: [max(1e3 * s, FLOOR_MS) for s in seconds[m]] for m in order}
+        _strip(axes[1], ms, styles, seed=1)
+        for ax, left in ((axes[0], 0.8), (axes[1], min([v for m in order for v in ms[m]] or [1.0]) / 1.5)):
+            ax.set_xscale("log")
+            ax.set_xlim(left=left)
+            _log_axis(ax, "x")
+        axes[0].set_xlabel("resolution rounds per run + 1 (count, log axis)")
+        axes[1].set_xlabel(f"resolution time per run (ms, log axis, floor {FLOOR_MS:g})")
         return _picture(fig, "Empty-cluster resolution effort",
-                        "Each dot is one run, the black bar the mean. Lower is better (fewer rounds, less time).",
+                        "Each dot is one run, the black bar the mean. Log axes: rounds are drawn as rounds + 1 (a "
+                        f"run with no round sits at 1), times below {FLOOR_MS:g} ms at {FLOOR_MS:g} ms. Lower is "
+                        "better (fewer rounds, less time).",
                         "strip plots of resolution rounds and resolution time per method")
 
 

@@ -11,6 +11,7 @@ page needs no network.  Nothing here runs k-means.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,9 +21,9 @@ from typing import Any, Sequence
 import jinja2
 
 from .. import paths
-from . import figures, paper_views, summary, tables
+from . import figures, paper_views, summary, tables, verdicts
 from .data import ReportData, load
-from .stats import Interval
+from .stats import Interval, has_metrics
 
 TEMPLATE = "report.html.j2"
 
@@ -80,28 +81,6 @@ def _method_cell(method: str, styles: dict[str, figures.Style]) -> Cell:
 
 # --------------------------------------------------------------------- tables
 
-def leaderboard_table(board: tables.Leaderboard, styles: dict[str, figures.Style]) -> Table:
-    header = ["Rank", "Method (suite label)", "Runs measured / all"]
-    header += [f"{tables.METRICS[m].label} ({tables.METRICS[m].unit})" for m in board.metrics]
-    table = Table("Leaderboard", "", header)
-    for e in board.rows:
-        method = _method_cell(e.method, styles)
-        method.sub = ", ".join(e.labels)
-        row = [Cell(str(e.rank) if e.rank else "-", num=True), method,
-               Cell(f"{e.n_ok} / {e.n_cases}", sub=f"{e.n_failed} failed" if e.n_failed else "", num=True)]
-        for m in board.metrics:
-            main, ci = fmt_interval(e.stats[m])
-            delta = ""
-            if e.method == board.baseline:
-                delta = "baseline"
-            elif m in e.diffs and e.diffs[m].mean is not None:
-                d_main, d_ci = fmt_interval(e.diffs[m])
-                delta = f"Δ {'+' if e.diffs[m].mean > 0 else ''}{d_main} {d_ci}".rstrip()
-            row.append(Cell(main, sub=ci, sub2=delta, num=True, title=f"n = {e.stats[m].n} seed(s)"))
-        table.rows.append(row)
-    return table
-
-
 def _pivot(title: str, caption: str, corner: str, records: Sequence[dict], row_key: str, col_key: str,
            value, styles: dict[str, figures.Style]) -> Table:
     cols = sorted({r[col_key] for r in records})
@@ -145,7 +124,8 @@ def resolution_tables(rows: list[dict], baseline: str | None, styles) -> list[Ta
     if not records:
         return []
     table = Table("Rounds and time of empty-cluster resolution",
-                  "Means over each method's measured runs with 95% t-intervals across seeds. Ratios against the "
+                  "Means over each method's measured runs with 95% bootstrap intervals over the runs (never below "
+                  "0). Ratios against the "
                   f"baseline ({baseline}) are baseline / method on the paired runs: higher is better; in every "
                   "other column lower is better.",
                   ["Method", "Runs", "Runs meeting empty clusters", "Rounds per run (count)",
@@ -233,38 +213,35 @@ def centroid_index_tables(rows: list[dict], styles) -> list[Table]:
 
 # -------------------------------------------------------------------- context
 
-RANKING_TEXT = ("Methods (heuristic combinations init+resolve[+consolidate]) are ranked by mean final empty clusters, "
-                "then mean resolution rounds, then mean run time, then mean inertia relative to the best method on "
-                "the same data (lower first at each step). Each cell: the mean over the method's measured runs, in "
-                "brackets the 95% Student-t interval across seeds (per-seed means first; none with a single seed). "
-                "Δ: paired difference to the baseline (method − baseline) over the runs that share data set, "
-                "settings and seed, averaged and intervalled the same way; negative is better. Failed runs "
-                "(error, timeout) are counted, never averaged; methods with no measured run are unranked.")
-
-
 def build_context(data: ReportData, baseline: str | None = tables.DEFAULT_BASELINE,
-                  now: datetime | None = None) -> dict[str, Any]:
-    """Everything the template shows, as display-ready values."""
+                  now: datetime | None = None, found: verdicts.Verdicts | None = None) -> dict[str, Any]:
+    """Everything the template shows, as display-ready values; ``found`` are the verdicts (computed if None)."""
+    from . import verdict_views   # it imports Cell / Table from here
+
     rows = data.rows
-    board = tables.leaderboard(rows, baseline)
+    found = found if found is not None else verdicts.compute(rows, data.downstream, baseline)
     scores = tables.downstream_table(data.downstream or [])
-    styles = figures.method_styles([e.method for e in board.rows] + [r["method"] for r in scores])
-    base = board.baseline
+    styles = figures.method_styles(found.data.methods + [r["method"] for r in scores])
+    base = found.baseline
     prov = summary.provenance(rows)
+    primary = verdicts.METRICS[found.primary_metric].label
+    time_label = ("run time relative to " + base) if found.data.time_reference == "baseline" \
+        else "run time relative to the fastest"
     return {
         "title": "pgbench report: " + (", ".join(prov["suites"]) or "empty store"),
         "source": data.source,
         "generated": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
         "n_cases": len(rows),
-        "n_measured": sum(e.n_ok for e in board.rows),
+        "n_measured": sum(1 for r in rows if has_metrics(r)),
         "prov": prov,
         "status_counts": summary.status_counts(rows),
         "failed": summary.failed_cases(rows),
-        "ranking_text": RANKING_TEXT,
+        "method_params": summary.method_parameters(rows),
+        "sources": summary.sources(rows),
         "baseline": base,
         "baseline_asked": baseline,
-        "leaderboard": leaderboard_table(board, styles) if board.rows else None,
-        "paired_figure": figures.paired_difference_figure(board, styles),
+        "verdict": verdict_views.display(found, styles),
+        "pareto_figure": figures.pareto_figure(found.pareto, primary, time_label, styles),
         "layer_type_tables": layer_type_tables(rows, styles),
         "layer_share_tables": layer_share_tables(rows, styles),
         "resolution_tables": resolution_tables(rows, base, styles),
@@ -291,19 +268,30 @@ def environment(template_dir: str | Path | None = None) -> jinja2.Environment:
 
 
 def render_html(data: ReportData, baseline: str | None = tables.DEFAULT_BASELINE,
-                template_dir: str | Path | None = None, now: datetime | None = None) -> str:
-    """The report page for ``data`` as one HTML string."""
-    return environment(template_dir).get_template(TEMPLATE).render(**build_context(data, baseline, now))
+                template_dir: str | Path | None = None, now: datetime | None = None,
+                found: verdicts.Verdicts | None = None) -> str:
+    """The report page for ``data`` as one HTML string (``found``: its verdicts, computed if None)."""
+    return environment(template_dir).get_template(TEMPLATE).render(**build_context(data, baseline, now, found))
 
 
 def write_report(results: str | Path, out: str | Path, baseline: str | None = tables.DEFAULT_BASELINE,
-                 suite: str | None = None) -> tuple[Path, dict[str, Any]]:
-    """Read the store at ``results``, write the report to ``out``; returns (path, a short summary)."""
+                 suite: str | None = None, json_out: str | Path | None = None,
+                 primary_metric: str | None = None) -> tuple[Path, dict[str, Any]]:
+    """Read the store at ``results``, write the report to ``out`` (and the verdicts to ``json_out``).
+
+    The findings are computed once (:func:`pgbench.report.verdicts.compute`) and
+    written twice, as the page and as JSON, so the two cannot disagree.  Returns
+    (path, a short summary).
+    """
     data = load(results, suite)
-    html = render_html(data, baseline)
+    found = verdicts.compute(data.rows, data.downstream, baseline, primary_metric)
+    html = render_html(data, baseline, found=found)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
-    base = tables.find_method(data.rows, baseline)
-    return out, {"cases": len(data.rows), "bytes": len(html.encode("utf-8")), "baseline_found": base is not None,
-                 "downstream": data.downstream is not None}
+    if json_out is not None:
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_out).write_text(json.dumps(verdicts.as_json(found), indent=1, allow_nan=False) + "\n",
+                                  encoding="utf-8")
+    return out, {"cases": len(data.rows), "bytes": len(html.encode("utf-8")), "baseline_found": found.baseline
+                 is not None, "downstream": data.downstream is not None, "headline": found.headline}

@@ -5,8 +5,8 @@ the key that pairs cases run on the same data with different methods, the 95%
 t-interval, per-seed means, and the inertia of a case relative to the best method
 on the same data.
 
-Why here: every table of :mod:`pgbench.report.tables` and the paired differences
-of the leaderboard must agree on what "a method", "the same data" and "an
+Why here: every table of :mod:`pgbench.report.tables` and the verdicts of
+:mod:`pgbench.report.verdicts` must agree on what "a method", "the same data" and "an
 interval" mean; one module decides it once.
 
 Rows are the dicts of :meth:`pgbench.store.Store.rows`, with the JSON columns

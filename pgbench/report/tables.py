@@ -16,34 +16,15 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .stats import (FAILED, Interval, best_inertia, combination, decoded, has_metrics, mean, namer, pair_key,
-                    ratio_to_best, relative_inertia, same_name, seed_interval)
+                    ratio_to_best, same_name, seed_interval)
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Row = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    label: str
-    unit: str
-    lower_is_better: bool = True
-
-
-#: the leaderboard's metrics, in column order
-METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("n_empty_final", "final empty clusters", "clusters"),
-    Metric("rounds_total", "resolution rounds", "rounds"),
-    Metric("seconds_total", "run time", "s"),
-    Metric("inertia_rel", "inertia relative to the best", "ratio, 1 = best"),
-    Metric("rel_error", "relative weight error", "||W - Ŵ|| / ||W||"),
-)}
-
-#: the leaderboard's sort order: means compared in this order, lower first
-RANKING = ("n_empty_final", "rounds_total", "seconds_total", "inertia_rel")
 
 DEFAULT_BASELINE = "fairseq+fairseq"
 
@@ -51,37 +32,6 @@ DEFAULT_BASELINE = "fairseq+fairseq"
 LAYER_TYPE_NAMES = {"embedding": "Embedding", "attn_q": "q_proj", "attn_k": "k_proj", "attn_v": "v_proj",
                     "attn_out": "out_proj", "fc1": "FC1", "fc2": "FC2"}
 UNTYPED = "untyped"
-
-
-def _value(row: Row, metric: str, rel: dict[str, float]) -> float | None:
-    if metric == "inertia_rel":
-        return rel.get(row["case_id"])
-    value = row.get(metric)
-    return None if value is None else float(value)
-
-
-# ------------------------------------------------------------------- leaderboard
-
-@dataclass
-class LeaderRow:
-    method: str
-    labels: list[str]
-    n_cases: int
-    n_ok: int                                  # cases with measurements
-    n_failed: int
-    stats: dict[str, Interval]                 # metric -> mean with interval across seeds
-    diffs: dict[str, Interval] = field(default_factory=dict)   # metric -> paired difference to the baseline
-    n_pairs: int = 0
-    rank: int | None = None
-
-
-@dataclass
-class Leaderboard:
-    rows: list[LeaderRow]
-    metrics: tuple[str, ...]
-    ranking: tuple[str, ...]
-    baseline: str | None                       # the baseline's method name, None when not in the results
-    baseline_asked: str | None
 
 
 def find_method(rows: Sequence[Row], wanted: str | None) -> str | None:
@@ -102,49 +52,6 @@ def find_method(rows: Sequence[Row], wanted: str | None) -> str | None:
         if same_name(combination(r), wanted):
             return name(r)
     return None
-
-
-def leaderboard(rows: Sequence[Row], baseline: str | None = DEFAULT_BASELINE) -> Leaderboard:
-    """One row per method, ranked by :data:`RANKING`; paired differences to ``baseline``.
-
-    Each metric is the mean over the method's measured cases with a 95% t-interval
-    across seeds (per-seed means first).  The paired difference of a metric is
-    method minus baseline on the cases that share every column of
-    :data:`~pgbench.report.stats.PAIR_FIELDS` (same data and settings), averaged
-    the same way.  Methods with no measured case are listed last, unranked.
-    """
-    name = namer(rows)
-    rel = relative_inertia(rows)
-    metrics = tuple(m for m in METRICS if m != "rel_error" or any(r.get("rel_error") is not None for r in rows))
-    base = find_method(rows, baseline)
-    base_rows = {pair_key(r): r for r in rows if base and name(r) == base and has_metrics(r)}
-    groups: dict[str, list[Row]] = {}
-    for r in rows:
-        groups.setdefault(name(r), []).append(r)
-    out = []
-    for method, group in groups.items():
-        ok = [r for r in group if has_metrics(r)]
-        entry = LeaderRow(method, sorted({str(r.get("method")) for r in group}), len(group), len(ok),
-                          sum(r.get("status") in FAILED for r in group),
-                          {m: seed_interval((r.get("seed"), _value(r, m, rel)) for r in ok) for m in metrics})
-        if base is not None and method != base:
-            paired = [(r, base_rows[pair_key(r)]) for r in ok if pair_key(r) in base_rows]
-            entry.n_pairs = len(paired)
-            for m in metrics:
-                diffs = [(r.get("seed"), _value(r, m, rel) - _value(b, m, rel)) for r, b in paired
-                         if _value(r, m, rel) is not None and _value(b, m, rel) is not None]
-                entry.diffs[m] = seed_interval(diffs)
-        out.append(entry)
-
-    def sort_key(e: LeaderRow) -> tuple:
-        means = [e.stats[m].mean if m in e.stats and e.stats[m].mean is not None else float("inf")
-                 for m in RANKING]
-        return (e.n_ok == 0, *means, e.method)
-
-    out.sort(key=sort_key)
-    for i, e in enumerate(x for x in out if x.n_ok):
-        e.rank = i + 1
-    return Leaderboard(out, metrics, RANKING, base, baseline)
 
 
 # --------------------------------------------------------------- paper views
@@ -209,18 +116,34 @@ def _ratio(num: float, den: float) -> float | None:
     return num / den
 
 
-def resolution_table(rows: Sequence[Row], baseline: str | None = DEFAULT_BASELINE) -> list[Row]:
+def _boot_mean(values: list[float | None], rng: np.random.Generator) -> Interval:
+    """Mean of non-negative values with a 95% bootstrap interval over them (never below 0)."""
+    from .aggregates import aggregate, resample_indices   # aggregates imports evidence, which imports this module
+
+    vals = [v for v in values if v is not None]
+    draws = resample_indices(len(vals), rng) if len(vals) > 1 else None
+    a = aggregate([float(v) for v in vals], "mean", draws, lower_bound=0.0)
+    return Interval(a.value, a.low, a.high, a.n_blocks)
+
+
+def resolution_table(rows: Sequence[Row], baseline: str | None = DEFAULT_BASELINE,
+                     rng: np.random.Generator | None = None) -> list[Row]:
     """Rounds and time of empty-cluster resolution per method (the paper's section 5.4).
 
     Per method: ``n`` measured cases, ``n_resolving`` of them that met an empty
     cluster after some assignment step; ``rounds`` and ``seconds_resolve``, means
-    with 95% intervals across seeds; ``rounds_per_iter``, the mean rounds of the
+    over the runs with 95% bootstrap intervals over the runs (``rng`` draws them;
+    never below 0); ``rounds_per_iter``, the mean rounds of the
     iterations that met empty clusters; ``resolve_share``, resolution time over
     total time; and, on the cases paired with the baseline, ``fewer_rounds`` =
     baseline rounds / method rounds and ``speedup`` = baseline resolution time /
     method resolution time (ratios of sums; None when both are 0, inf when only
     the method's is 0).
     """
+    if rng is None:
+        import numpy as np    # only here: the CLI imports this module for its defaults
+
+        rng = np.random.default_rng(0)
     name = namer(rows)
     base = find_method(rows, baseline)
     base_rows = {pair_key(r): r for r in rows if base and name(r) == base and has_metrics(r)}
@@ -240,8 +163,8 @@ def resolution_table(rows: Sequence[Row], baseline: str | None = DEFAULT_BASELIN
             active_rounds.extend(hits)
         total = sum(float(r.get("seconds_total") or 0) for r in ok)
         entry = {"method": method, "n": len(ok), "n_resolving": n_resolving,
-                 "rounds": seed_interval((r.get("seed"), r.get("rounds_total")) for r in ok),
-                 "seconds_resolve": seed_interval((r.get("seed"), r.get("seconds_resolve")) for r in ok),
+                 "rounds": _boot_mean([r.get("rounds_total") for r in ok], rng),
+                 "seconds_resolve": _boot_mean([r.get("seconds_resolve") for r in ok], rng),
                  "rounds_per_iter": mean(active_rounds),
                  "resolve_share": _ratio(sum(float(r.get("seconds_resolve") or 0) for r in ok), total),
                  "n_pairs": 0, "fewer_rounds": None, "speedup": None}
