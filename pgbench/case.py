@@ -74,6 +74,7 @@ class Case:
     imports: tuple[str, ...] = ()
     max_points_per_centroid: int | None = None
     repeats: int = 1                # timing repeats (pgbench.worker); not part of the id
+    primary_metric: str | None = None   # the suite's lead metric for the report; not part of the id
     case_id: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:

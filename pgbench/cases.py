@@ -89,7 +89,8 @@ def expand(suite: Suite) -> Expansion:
                             engine_params=m.engine_params, n_iter=suite.n_iter, device=suite.device,
                             backend=m.backend or suite.backend, dtype=suite.dtype, tol=suite.tol, k=k,
                             timeout=source.timeout or suite.timeout, n=n, d=d, imports=suite.imports,
-                            max_points_per_centroid=m.max_points_per_centroid, repeats=suite.repeats)
+                            max_points_per_centroid=m.max_points_per_centroid, repeats=suite.repeats,
+                            primary_metric=suite.primary_metric)
                 if case.case_id in seen:
                     other = seen[case.case_id]
                     raise SuiteError(f"{suite.path}: method '{m.label}' on '{source.label}' data set '{name}' "

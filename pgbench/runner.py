@@ -73,6 +73,8 @@ def run_suite(expansion: case_mod.Expansion, results_dir: str | Path, executor: 
                              "(use --device cpu, or --executor slurm to run on GPU nodes).")
     with Store(results_dir) as store:
         store.ingest_spool()                     # finish what a killed batch run left behind
+        if suite:
+            store.record_skipped(suite, expansion.skipped)   # the report lists them with their reason
         if retry:
             log.info("forgot %d stored case(s) with status %s", store.forget(ids, retry), "/".join(retry))
         done = store.done_ids()

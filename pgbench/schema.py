@@ -34,8 +34,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CASE_COLUMNS", "COLUMNS", "COLUMN_NAMES", "Column", "ID_FIELDS", "JSON_COLUMNS", "MATCH_FIELDS",
-           "OPTIONAL_ID_FIELDS", "PAIR_FIELDS"]
+__all__ = ["CASE_COLUMNS", "COLUMNS", "COLUMN_NAMES", "Column", "DEFAULT_PRIMARY_METRIC", "ID_FIELDS",
+           "JSON_COLUMNS", "MATCH_FIELDS", "OPTIONAL_ID_FIELDS", "PAIR_FIELDS", "PRIMARY_METRICS"]
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,14 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _id("tol", "REAL", pairs=True), Column("repeats", "INTEGER"),
     Column("seconds_spread", "REAL"), Column("seconds_assign_spread", "REAL"),
     Column("seconds_resolve_spread", "REAL"),
+    # schema 3: the suite's primary metric, which the report's verdict leads with
+    Column("primary_metric", "TEXT"),
 )
+
+#: the metrics a suite may name as its primary one (``[suite] primary_metric``): the per-run ratio to the
+#: best method on the same data (block) of the inertia, or of the relative error (when the data has ground truth)
+PRIMARY_METRICS: tuple[str, ...] = ("inertia_ratio", "rel_error_ratio")
+DEFAULT_PRIMARY_METRIC = PRIMARY_METRICS[0]
 
 #: (name, SQLite declaration) of every ``cases`` column, in export order
 COLUMNS: tuple[tuple[str, str], ...] = tuple((c.name, c.sql) for c in CASE_COLUMNS)

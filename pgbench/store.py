@@ -41,6 +41,7 @@ import json
 import logging
 import os
 import sqlite3
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 
 DB_NAME = "results.sqlite"
 SPOOL = "spool"
-SCHEMA_VERSION = 2   # 2: columns tol, repeats, seconds_*spread (pgbench.schema)
+SCHEMA_VERSION = 3   # 2: columns tol, repeats, seconds_*spread; 3: primary_metric, table skipped_sources
 
 #: the ``cases`` table, declared once in pgbench.schema (names, SQLite types, JSON columns)
 COLUMNS = schema.COLUMNS
@@ -66,6 +67,10 @@ TRACE_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 TRACE_NAMES = tuple(name for name, _ in TRACE_COLUMNS)
 TRACE_KEY = ("case_id", "iteration")
+#: the optional sources a run of a suite left out, and why (the report's summary lists them)
+SKIPPED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("suite", "TEXT NOT NULL"), ("label", "TEXT NOT NULL"), ("reason", "TEXT"), ("recorded_at", "TEXT"))
+SKIPPED_KEY = ("suite", "label")
 
 
 def db_path(results: str | Path) -> Path:
@@ -228,6 +233,7 @@ class Store(SQLiteFile):
         with self._transaction():
             self._ensure_table("cases", COLUMNS)
             self._ensure_table("trace", TRACE_COLUMNS, " WITHOUT ROWID", TRACE_KEY)
+            self._ensure_table("skipped_sources", SKIPPED_COLUMNS, primary_key=SKIPPED_KEY)
             self._conn.execute("CREATE INDEX IF NOT EXISTS cases_suite ON cases (suite, status)")
             self._conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -256,6 +262,29 @@ class Store(SQLiteFile):
                     f"INSERT OR IGNORE INTO trace ({', '.join(TRACE_NAMES)}) VALUES ({trace_marks})",
                     [[row["case_id"]] + [_plain(t.get(n)) for n in TRACE_NAMES[1:]] for t in trace])
         return inserted
+
+    def record_skipped(self, suite: str, skipped: Iterable[tuple[str, str]]) -> None:
+        """Record the optional sources the latest run of ``suite`` left out, as (label, reason) pairs.
+
+        Replaces what an earlier run recorded for ``suite``: a source whose data has
+        appeared since is no longer listed.
+        """
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self._transaction():
+            self._conn.execute("DELETE FROM skipped_sources WHERE suite = ?", (suite,))
+            self._conn.executemany("INSERT OR REPLACE INTO skipped_sources VALUES (?, ?, ?, ?)",
+                                   [(suite, label, reason, now) for label, reason in skipped])
+
+    def skipped_sources(self, suite: str | None = None) -> list[dict[str, Any]] | None:
+        """The recorded skipped sources (dicts of :data:`SKIPPED_COLUMNS`), or None for a store written
+        before they were recorded (schema < 3)."""
+        if not self._check_table("skipped_sources", SKIPPED_KEY):
+            return None
+        names = [n for n, _ in SKIPPED_COLUMNS]
+        where, args = ("WHERE suite = ?", (suite,)) if suite is not None else ("", ())
+        cur = self._conn.execute(f"SELECT {', '.join(names)} FROM skipped_sources {where} ORDER BY suite, label",
+                                 args)
+        return [dict(zip(names, r)) for r in cur]
 
     def ingest_spool(self) -> int:
         """Move every spooled case into the database; returns how many were new."""

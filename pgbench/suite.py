@@ -22,6 +22,8 @@ Schema (every key optional unless marked *required*)::
     tol         = 1e-6             # early stop on centroid shift (default: never)
     repeats     = 3                # timing repeats per case, 1 to 1000 (default 1): the stored
                                    # seconds_* are the minimum, seconds_spread = max - min
+    primary_metric = "inertia_ratio"   # what the report's verdict leads with: "inertia_ratio" (default)
+                                   # or "rel_error_ratio" (data with ground truth); stored with each case
     imports     = ["my.module"]    # modules to import first (extra heuristics/sources)
 
     [vars]                         # values for ${name} in any string of the suite
@@ -84,7 +86,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import backends, naming, paths, registry, sources
+from . import backends, naming, paths, registry, schema, sources
 from .suite_downstream import parse_downstream
 from .suite_values import Parser, SuiteError, resolve_variables, resolved, substitute
 
@@ -92,7 +94,7 @@ STAGES = registry.STAGES
 SLURM_KEYS = ("partition", "timeout_min", "cpus_per_task", "mem_gb", "gpus_per_node", "array_parallelism",
               "cases_per_task", "account", "qos", "constraint", "additional")
 _SUITE_KEYS = ("name", "description", "seeds", "n_iter", "device", "timeout", "k", "backend", "dtype",
-               "tol", "repeats", "imports")
+               "tol", "repeats", "primary_metric", "imports")
 MAX_REPEATS = 1000
 _METHOD_KEYS = ("label", "init", "resolve", "consolidate", "init_params", "resolve_params",
                 "consolidate_params", "backend", "max_points_per_centroid")
@@ -152,6 +154,7 @@ class Suite:
     slurm: dict[str, Any] = field(default_factory=dict)
     downstream: tuple = ()          # [[downstream]] entries (pgbench.suite_downstream)
     repeats: int = 1                # timing repeats per case (pgbench.worker); not part of a case's id
+    primary_metric: str = schema.DEFAULT_PRIMARY_METRIC   # the report's lead metric; not part of a case's id
 
 
 # ------------------------------------------------------------------------- methods
@@ -411,6 +414,10 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None, device
     repeats = p.integer(head.get("repeats", 1), "[suite] repeats", 1)
     if repeats > MAX_REPEATS:
         raise p.fail(f"[suite] repeats must be at most {MAX_REPEATS}, got {repeats}")
+    primary_metric = head.get("primary_metric", schema.DEFAULT_PRIMARY_METRIC)
+    if primary_metric not in schema.PRIMARY_METRICS:
+        raise p.fail(f"[suite] primary_metric must be one of {', '.join(schema.PRIMARY_METRICS)}, "
+                     f"got {primary_metric!r}")
     description = head.get("description", "")
     if not isinstance(description, str):
         raise p.fail("[suite] description must be a string")
@@ -441,4 +448,5 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None, device
         slurm=_slurm(p, raw.get("slurm", {}), slurm, values),
         downstream=downstream,
         repeats=repeats,
+        primary_metric=primary_metric,
     )

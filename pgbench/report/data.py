@@ -24,6 +24,7 @@ class ReportData:
     rows: list[dict[str, Any]]                     # case rows, JSON columns decoded
     traces: dict[str, list[dict[str, Any]]] = field(default_factory=dict)   # case_id -> trace rows
     downstream: list[dict[str, Any]] | None = None  # None: the store has no downstream table
+    skipped: list[dict[str, Any]] | None = None     # skipped optional sources (suite, label, reason); None: not recorded
 
 
 def decode_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -49,4 +50,5 @@ def load(results: str | Path, suite: str | None = None, with_traces: bool = True
         rows = decode_rows(store.rows(suite))
         traces = {r["case_id"]: store.trace(r["case_id"]) for r in rows if with_traces and has_metrics(r)}
         downstream = store.table_rows(DOWNSTREAM_TABLE)
-    return ReportData(str(results), rows, traces, downstream)
+        skipped = store.skipped_sources(suite)
+    return ReportData(str(results), rows, traces, downstream, skipped)

@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from .. import schema
 from .stats import PAIR_FIELDS, decoded, has_metrics, namer, pair_key, ratio_to_best
 from .tables import setting
 
@@ -50,9 +51,9 @@ METRICS: dict[str, MetricDef] = {m.name: m for m in (
     MetricDef("time_ratio", "run time relative to the baseline", "× baseline on the same data", "time",
               "seconds_total"),
 )}
-#: the metrics a suite may name as its primary (quality) metric
-PRIMARY_CHOICES = ("inertia_ratio", "rel_error_ratio")
-DEFAULT_PRIMARY = "inertia_ratio"
+#: the metrics a suite may name as its primary (quality) metric (declared with the row schema)
+PRIMARY_CHOICES = schema.PRIMARY_METRICS
+DEFAULT_PRIMARY = schema.DEFAULT_PRIMARY_METRIC
 
 
 def _key_text(row: Row, fields: Sequence[str]) -> str:

@@ -237,7 +237,7 @@ def build_context(data: ReportData, baseline: str | None = tables.DEFAULT_BASELI
         "status_counts": summary.status_counts(rows),
         "failed": summary.failed_cases(rows),
         "method_params": summary.method_parameters(rows),
-        "sources": summary.sources(rows),
+        "sources": summary.sources(rows, data.skipped),
         "baseline": base,
         "baseline_asked": baseline,
         "verdict": verdict_views.display(found, styles),

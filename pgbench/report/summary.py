@@ -74,20 +74,28 @@ def _source_of(row: Row) -> tuple[str, str]:
     return str(row.get("source")), str(preset or "")
 
 
-def sources(rows: Sequence[Row]) -> dict[str, Any]:
-    """The sources with cases in the store, and the suite's sources without any, with the reason where known.
+def sources(rows: Sequence[Row], recorded: Sequence[Row] | None = None) -> dict[str, Any]:
+    """The sources with cases in the store, and the suite's optional sources left out, with their reason.
 
-    The store does not record skipped optional sources.  When the rows' suite is a
-    built-in suite, its file is read again: a source with no case in the store is
-    listed with the reason the suite gives *on this machine now* (``unavailable``),
-    else "no case in the store".  Returns ``present`` (source, preset, cases),
-    ``skipped`` (label, source, reason) and ``note`` (how the list was made).
+    ``recorded`` are the skipped sources the runs stored (``Store.skipped_sources``:
+    dicts with ``suite``, ``label``, ``reason``), listed as they are.  A store written
+    before they were recorded (``recorded`` None) falls back on the suite's file when
+    the rows' suite is a built-in one: a source with no case in the store is listed
+    with the reason the suite gives *on this machine now*, else "no case in the
+    store".  Returns ``present`` (source, preset, cases), ``skipped`` (label, source,
+    reason) and ``note`` (how the list was made).
     """
     present: dict[tuple[str, str], int] = {}
     for r in rows:
         present[_source_of(r)] = present.get(_source_of(r), 0) + 1
     out: dict[str, Any] = {"present": [{"source": s, "preset": p, "cases": n} for (s, p), n in sorted(present.items())],
-                           "skipped": [], "note": "skipped optional sources are not recorded in the result store"}
+                           "skipped": [], "note": ""}
+    if recorded is not None:
+        out["skipped"] = [{"label": r["label"], "source": "", "reason": r.get("reason") or ""}
+                          for r in recorded]
+        out["note"] = "recorded by the runs that stored these cases (the latest run of each suite)"
+        return out
+    out["note"] = "this store predates the record of skipped optional sources"
     suites = sorted({str(r.get("suite")) for r in rows if r.get("suite")})
     if len(suites) != 1:
         return out

@@ -50,12 +50,13 @@ class Verdicts:
 
 
 def primary_metric_of(rows: Sequence[Row], asked: str | None) -> str:
-    """The suite's primary metric: a ``primary_metric`` column of the rows when they carry one, else ``asked``.
+    """The primary metric: ``asked`` (``--primary-metric``) when given, else the suite's (the rows'
+    ``primary_metric`` column, when they agree on one), else the default.
 
     Raises ValueError for a name outside :data:`~pgbench.report.evidence.PRIMARY_CHOICES`.
     """
     stored = {str(r["primary_metric"]) for r in rows if r.get("primary_metric")}
-    name = sorted(stored)[0] if len(stored) == 1 else (asked or DEFAULT_PRIMARY)
+    name = asked or (sorted(stored)[0] if len(stored) == 1 else DEFAULT_PRIMARY)
     if name in ("inertia", "inertia_rel"):
         name = "inertia_ratio"
     if name in ("rel_error",):
