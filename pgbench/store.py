@@ -47,11 +47,11 @@ from typing import Any, Iterable, Iterator
 
 from . import schema
 from .paths import writable_dir
+from .spool import SPOOL, read_spool, write_spool   # noqa: F401 - part of the store's API
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "results.sqlite"
-SPOOL = "spool"
 SCHEMA_VERSION = 3   # 2: columns tol, repeats, seconds_*spread; 3: primary_metric, table skipped_sources
 
 #: the ``cases`` table, declared once in pgbench.schema (names, SQLite types, JSON columns)
@@ -383,38 +383,3 @@ def _plain(value: Any) -> Any:
 def _db_value(column: str, value: Any) -> Any:
     """A row's value as the ``cases`` table holds it (JSON columns as JSON text)."""
     return json.dumps(value) if column in JSON_COLUMNS and value is not None else value
-
-
-# -------------------------------------------------------------------------- spool
-
-def write_spool(results_dir: str | Path, row: dict[str, Any], trace: list[dict[str, Any]]) -> Path:
-    """Write one finished case as ``spool/<case_id>.json`` (temporary file, fsync, rename)."""
-    folder = Path(results_dir) / SPOOL
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"{row['case_id']}.json"
-    tmp = folder / f".{row['case_id']}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump({"row": row, "trace": trace}, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
-    return final
-
-
-def read_spool(results_dir: str | Path,
-               rename_bad: bool = True) -> Iterator[tuple[Path, dict[str, Any], list[dict[str, Any]]]]:
-    """(path, row, trace) of every complete spool file; unreadable ones are renamed ``*.bad`` (or just skipped)."""
-    folder = Path(results_dir) / SPOOL
-    if not folder.is_dir():
-        return
-    for path in sorted(folder.glob("*.json")):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            yield path, data["row"], data["trace"]
-        except FileNotFoundError:   # another process ingested it first
-            continue
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("%s: unreadable spooled result (%s)%s", path, exc, "; renamed to .bad" if rename_bad else "")
-            if rename_bad:
-                path.replace(path.with_suffix(".bad"))
-

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 #: what running one case must not pull in: the suite parser and expansion, TOML, the downstream GLUE code
-SUITE_SIDE = ("pgbench.suite", "pgbench.suite_values", "pgbench.suite_downstream", "pgbench.suite_cli",
-              "pgbench.cases", "pgbench.glue", "pgbench.report", "tomllib", "transformers")
+SUITE_SIDE = ("pgbench.suite", "pgbench.suite_values", "pgbench.suite_methods", "pgbench.suite_downstream",
+              "pgbench.suite_cli", "pgbench.cases", "pgbench.glue", "pgbench.report", "tomllib", "transformers")
 
 
 def imported_by(module: str) -> list[str]:
