@@ -91,3 +91,12 @@ def test_kmeans_direct_backend_is_unchanged_by_the_fast_path(monkeypatch):
     assert torch.equal(fast.labels, slow.labels) and torch.equal(fast.centroids, slow.centroids)
     assert fast.inertia == slow.inertia and fast.rounds_total == slow.rounds_total
     assert fast.n_empty_initial > 0 and fast.rounds_total > 0        # the resolver ran (incremental rounds)
+
+
+def test_without_scipy_it_is_direct_assign(monkeypatch):
+    monkeypatch.setattr(backends, "_kdtree", lambda: None)
+    X = synthetic.layer_subvectors(2_000, 4, seed=6)
+    C = X[:50].clone()
+    fast = backends.DirectAssign(X)
+    _same(fast, X, C)
+    assert fast.last_counts == {"tree": 0, "full": 2000}
