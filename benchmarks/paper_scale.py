@@ -19,7 +19,8 @@ What it does:
    split into init / consolidate / assign / resolve / update), the embedding
    layer's cases separately, per layer type and preset, and an extrapolation to
    the whole checkpoint: every measured (method, preset, layer type) mean times
-   the number of layers of that type in the checkpoint, divided by the jobs.
+   the number of the suite's data sets with that workload (layer type, n, k: a
+   preset changes only the block size and k), divided by the jobs.
 
 Run it from the repository root::
 
@@ -180,37 +181,59 @@ def _split(rows: list[dict]) -> dict:
     return out
 
 
-def layer_counts(shape: str) -> dict[str, int]:
-    """How many layers of each type the checkpoint has (what the extrapolation multiplies by)."""
-    n_layers = SHAPES[shape][0]
-    return {"embedding": 1, **{t: n_layers for t in ("attn_q", "attn_k", "attn_v", "attn_out", "fc1", "fc2")}}
+PAPER_PRESETS = ("paper-11.81", "paper-14.05", "paper-15.29", "paper-15.90")
+
+
+def workload_counts(shape: str) -> dict[tuple[str, int, int], int]:
+    """How many (layer, preset) data sets of the paper suite share each workload (layer type, n, k).
+
+    A layer type's block size and k are all that a preset changes, so the cases of
+    one method on one workload do the same work: attention layers are cut with b = 4
+    at every preset, fc layers with b = 4 at three presets, the embedding with b = 8
+    at three.  This is what the extrapolation multiplies a measured mean by.
+    """
+    from pgbench import checkpoints  # noqa: PLC0415
+
+    counts: dict[tuple[str, int, int], int] = defaultdict(int)
+    for name, dims in checkpoint_tensors(shape, 0):
+        t = checkpoints.layer_type(name.removesuffix(".weight"), "roberta") if len(dims) == 2 else None
+        if t is None:
+            continue
+        for preset in PAPER_PRESETS:
+            config = checkpoints.PRESETS[preset][t]
+            counts[(t, dims[0] * dims[1] // config.block_size, config.n_centroids)] += 1
+    return dict(counts)
 
 
 def summarise(rows: list[dict], shape: str, jobs: int) -> dict:
-    """Per-method split, embedding apart, per (type, preset), and the extrapolation to every layer."""
+    """Per-method split, embedding apart, per workload, and the extrapolation to the whole suite.
+
+    The extrapolation: per method, the mean CPU seconds of each measured workload
+    (layer type, n, k) times the number of the suite's data sets with that workload
+    (:func:`workload_counts`), summed; divided by ``jobs`` for the wall time.
+    Workloads with no measured case are listed under ``missing`` and count 0.
+    """
     by_method: dict[str, list[dict]] = defaultdict(list)
     by_cell: dict[tuple, list[float]] = defaultdict(list)
     for r in rows:
         by_method[r["method"]].append(r)
-        params = r["source_params"]
-        preset = (json.loads(params) if isinstance(params, str) else params or {}).get("preset")
-        by_cell[(r["method"], preset, r["layer_type"])].append(r["seconds_total"] or 0.0)
+        by_cell[(r["method"], r["layer_type"], r["n"], r["k"])].append(r["seconds_total"] or 0.0)
     emb = [r for r in rows if r["layer_type"] == "embedding"]
-    counts = layer_counts(shape)
-    full_cpu = sum(statistics.fmean(v) * counts.get(t, 0) for (_, _, t), v in by_cell.items())
-    full_by_method: dict[str, float] = defaultdict(float)
-    for (m, _, t), v in by_cell.items():
-        full_by_method[m] += statistics.fmean(v) * counts.get(t, 0)
-    types_measured = sorted({t for (_, _, t) in by_cell})
+    counts = workload_counts(shape)
+    methods = sorted(by_method)
+    full_by_method = {m: sum(statistics.fmean(by_cell[(m, *w)]) * c for w, c in counts.items() if (m, *w) in by_cell)
+                      for m in methods}
+    missing = sorted(f"{m}|{t}|n={n}|k={k}" for m in methods for (t, n, k) in counts if (m, t, n, k) not in by_cell)
+    full_cpu = sum(full_by_method.values())
     return {
         "statuses": dict(sorted(_count(r["status"] for r in rows).items())),
         "per_method": {m: _split(v) for m, v in sorted(by_method.items())},
         "embedding": {m: _split([r for r in emb if r["method"] == m]) for m in sorted({r["method"] for r in emb})},
-        "mean_seconds_by_method_preset_type": {f"{m}|{p}|{t}": statistics.fmean(v)
-                                               for (m, p, t), v in sorted(by_cell.items())},
-        "extrapolated": {"layer_counts": counts, "types_measured": types_measured,
-                         "cpu_seconds": full_cpu, "wall_seconds_at_jobs": full_cpu / jobs,
-                         "cpu_seconds_by_method": dict(sorted(full_by_method.items()))},
+        "mean_seconds_by_workload": {f"{m}|{t}|n={n}|k={k}": statistics.fmean(v)
+                                     for (m, t, n, k), v in sorted(by_cell.items())},
+        "extrapolated": {"workload_counts": {f"{t}|n={n}|k={k}": c for (t, n, k), c in sorted(counts.items())},
+                         "missing": missing, "cpu_seconds": full_cpu, "wall_seconds_at_jobs": full_cpu / jobs,
+                         "cpu_seconds_by_method": full_by_method},
     }
 
 
@@ -267,8 +290,8 @@ def _print(s: dict) -> None:
     for m, v in s["embedding"].items():
         print(f"  embedding {m:16s} {v['cases']:3d} cases {v['cpu_seconds']:8.1f} cpu s")
     x = s["extrapolated"]
-    print(f"extrapolated to every layer ({x['types_measured']}): {x['cpu_seconds']:.0f} cpu s, "
-          f"{x['wall_seconds_at_jobs']:.0f} s wall at {s['jobs']} jobs")
+    print(f"extrapolated to the whole suite: {x['cpu_seconds']:.0f} cpu s, {x['wall_seconds_at_jobs']:.0f} s wall "
+          f"at {s['jobs']} jobs ({len(x['missing'])} method x workload cells not measured, counted 0)")
 
 
 if __name__ == "__main__":

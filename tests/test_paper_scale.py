@@ -24,25 +24,35 @@ def test_roberta_base_shape_types_the_papers_73_layers():
     assert dims["roberta.encoder.layer.11.output.dense.weight"] == (768, 3072)
 
 
-def _row(method, preset, layer_type, seconds):
-    return {"method": method, "layer_type": layer_type, "status": "ok", "seconds_total": seconds,
-            "source_params": json.dumps({"preset": preset}), "seconds_init": 1.0, "seconds_assign": 0.5}
+def _row(method, layer_type, n, k, seconds):
+    return {"method": method, "layer_type": layer_type, "n": n, "k": k, "status": "ok", "seconds_total": seconds,
+            "seconds_init": 1.0, "seconds_assign": 0.5}
 
 
-def test_summary_extrapolates_per_method_preset_and_type():
-    rows = [_row("a", "p1", "fc1", 2.0), _row("a", "p1", "fc1", 4.0),      # mean 3 x 12 fc1 layers
-            _row("a", "p2", "embedding", 10.0),                              # 10 x 1 embedding
-            _row("b", "p1", "fc1", 1.0)]                                     # 1 x 12
+def test_workloads_of_the_paper_suite():
+    counts = ps.workload_counts("roberta-base")
+    assert sum(counts.values()) == 73 * 4 == 292
+    assert counts[("attn_q", 768 * 768 // 4, 3072)] == 12 * 4          # b = 4 at every preset
+    assert counts[("fc1", 3072 * 768 // 4, 3072)] == 12 * 3
+    assert counts[("fc1", 3072 * 768 // 16, 3072)] == 12
+    assert counts[("embedding", 50_265 * 768 // 4, 768)] == 1
+    assert counts[("embedding", 50_265 * 768 // 8, 768)] == 3
+
+
+def test_summary_extrapolates_per_method_and_workload():
+    q, fc1 = 768 * 768 // 4, 3072 * 768 // 4
+    rows = [_row("a", "attn_q", q, 3072, 2.0), _row("a", "attn_q", q, 3072, 4.0),   # mean 3 x 48
+            _row("a", "embedding", 50_265 * 192, 768, 10.0),                          # 10 x 1
+            _row("b", "fc1", fc1, 3072, 1.0)]                                         # 1 x 36
     s = ps.summarise(rows, "roberta-base", jobs=2)
     assert s["per_method"]["a"]["cases"] == 3
     assert s["per_method"]["a"]["cpu_seconds"] == 16.0
     assert s["per_method"]["a"]["seconds_init"] == 3.0
-    assert s["embedding"] == {"a": {"cases": 1, "cpu_seconds": 10.0, **{f"seconds_{p}": 0.0 for p in ps.PHASES},
-                                    "seconds_init": 1.0, "seconds_assign": 0.5}}
+    assert s["embedding"]["a"]["cases"] == 1 and s["embedding"]["a"]["cpu_seconds"] == 10.0
     x = s["extrapolated"]
-    assert x["cpu_seconds_by_method"] == {"a": 3 * 12 + 10.0, "b": 12.0}
-    assert x["cpu_seconds"] == 58.0 and x["wall_seconds_at_jobs"] == 29.0
-    assert x["types_measured"] == ["embedding", "fc1"]
+    assert x["cpu_seconds_by_method"] == {"a": 3 * 48 + 10.0, "b": 36.0}
+    assert x["cpu_seconds"] == 190.0 and x["wall_seconds_at_jobs"] == 95.0
+    assert "b|attn_q|n=147456|k=3072" in x["missing"] and "a|attn_q|n=147456|k=3072" not in x["missing"]
 
 
 def test_checkpoint_is_deterministic_and_reused(tmp_path):
@@ -61,14 +71,14 @@ def test_checkpoint_is_deterministic_and_reused(tmp_path):
 
 @pytest.mark.slow
 def test_runs_the_paper_suite_on_a_tiny_shape(tmp_path, capsys):
-    rc = ps.main(["--shape", "tiny", "--out", str(tmp_path), "--tag", "t", "--layers", "word_embeddings|output",
+    rc = ps.main(["--shape", "tiny", "--out", str(tmp_path), "--tag", "t", "--layers", "word_embeddings|attention.output",
                   "--method", "faiss", "--jobs", "2"])
     assert rc == 0
     s = json.loads((tmp_path / "runs" / "t" / "summary.json").read_text())
-    # word_embeddings, attention.output.dense and output.dense, at the four presets
-    assert s["statuses"] == {"ok": 12}
-    assert s["per_method"]["faiss"]["cases"] == 12
+    # word_embeddings and attention.output.dense at the four presets
+    assert s["statuses"] == {"ok": 8}
+    assert s["per_method"]["faiss"]["cases"] == 8
     assert s["embedding"]["faiss"]["cases"] == 4
-    assert s["extrapolated"]["types_measured"] == ["attn_out", "embedding", "fc2"]
+    assert len(s["mean_seconds_by_workload"]) == 3     # attn_out, embedding at b = 4 and 8
     assert s["wall_seconds"] > 0 and s["peak_rss_tree_bytes"] > s["max_rss_one_process_bytes"] > 0
-    assert "extrapolated to every layer" in capsys.readouterr().out
+    assert "extrapolated to the whole suite" in capsys.readouterr().out
