@@ -254,9 +254,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--suite", default="paper", help="suite name or file (default paper)")
     ap.add_argument("--tag", default=time.strftime("%Y%m%d-%H%M%S"), help="name of the run folder")
-    ap.add_argument("--uptime", action="store_true", help="record /proc/loadavg before and after")
+    ap.add_argument("--summarise", metavar="RESULTS", default=None,
+                    help="only summarise the cases stored in RESULTS (a run stopped early): no wall time or memory")
     args = ap.parse_args(argv)
     out = Path(args.out)
+    if args.summarise:
+        summary = {"shape": args.shape, "dims": SHAPES[args.shape], "layers": args.layers, "jobs": args.jobs,
+                   "wall_seconds": None, "peak_rss_tree_bytes": None, "max_rss_one_process_bytes": None,
+                   "loadavg_before": Path("/proc/loadavg").read_text().strip(),
+                   **summarise(_rows(Path(args.summarise)), args.shape, args.jobs)}
+        (Path(args.summarise) / "summary-partial.json").write_text(json.dumps(summary, indent=1))
+        _print(summary)
+        return 0
     t0 = time.perf_counter()
     ckpt = write_checkpoint(out / "checkpoint" / args.shape, args.shape, args.seed)
     seconds_write = time.perf_counter() - t0
@@ -265,11 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{results} exists: pick another --tag")
     load_before = Path("/proc/loadavg").read_text().strip()
     measured = run_suite(ckpt, results, args.layers, args.method, args.jobs, args.suite)
-    sys.path.insert(0, str(ROOT))
-    from pgbench.store import Store  # noqa: PLC0415
-
-    with Store(results, create=False) as store:
-        rows = store.rows()
+    rows = _rows(results)
     summary = {"shape": args.shape, "dims": SHAPES[args.shape], "seed": args.seed, "layers": args.layers,
                "methods": args.method, "jobs": args.jobs, "cpus": os.cpu_count(),
                "loadavg_before": load_before, "loadavg_after": Path("/proc/loadavg").read_text().strip(),
@@ -279,11 +284,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _rows(results: Path) -> list[dict]:
+    sys.path.insert(0, str(ROOT))
+    from pgbench.store import Store  # noqa: PLC0415
+
+    with Store(results, create=False) as store:
+        return store.rows()
+
+
 def _print(s: dict) -> None:
     gb = 2**30
-    print(f"{s['shape']} layers={s['layers']!r} jobs={s['jobs']}: {sum(s['statuses'].values())} cases "
-          f"{s['statuses']} in {s['wall_seconds']:.0f} s wall; peak RSS {s['peak_rss_tree_bytes'] / gb:.2f} GB "
-          f"(tree), {s['max_rss_one_process_bytes'] / gb:.2f} GB (one process); load {s['loadavg_before']}")
+    head = f"{s['shape']} layers={s['layers']!r} jobs={s['jobs']}: {sum(s['statuses'].values())} cases {s['statuses']}"
+    if s["wall_seconds"] is not None:
+        head += (f" in {s['wall_seconds']:.0f} s wall; peak RSS {s['peak_rss_tree_bytes'] / gb:.2f} GB (tree), "
+                 f"{s['max_rss_one_process_bytes'] / gb:.2f} GB (one process)")
+    print(f"{head}; load {s['loadavg_before']}")
     print(f"{'method':16s} {'cases':>5s} {'cpu s':>9s} " + " ".join(f"{p:>11s}" for p in PHASES))
     for m, v in s["per_method"].items():
         print(f"{m:16s} {v['cases']:5d} {v['cpu_seconds']:9.1f} " + " ".join(f"{v[f'seconds_{p}']:11.1f}" for p in PHASES))
