@@ -15,7 +15,9 @@ What it does:
    tree (parent + workers) from ``/proc``;
 3. reads the stored rows back and writes ``OUT/runs/<tag>/summary.json``: wall
    seconds, peak RSS (polled tree sum, and the largest single process from
-   ``getrusage``), per-method CPU seconds (the sum of ``seconds_total`` and its
+   ``getrusage``), the CPU time of the processes it waited for (``getrusage``:
+   under load, what the work cost, where the per-case seconds also count the
+   waiting), per-method seconds (the sum of the cases' ``seconds_total`` and its
    split into init / consolidate / assign / resolve / update), the embedding
    layer's cases separately, per layer type and preset, and an extrapolation to
    the whole checkpoint: every measured (method, preset, layer type) mean times
@@ -169,7 +171,9 @@ def run_suite(ckpt: Path, results: Path, layers: str, methods: list[str], jobs: 
     wall = time.perf_counter() - t0
     if rc != 0:
         raise SystemExit(f"pgbench run exited {rc}: {' '.join(cmd)}")
-    return {"wall_seconds": wall, "peak_rss_tree_bytes": poll.peak_bytes,
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"wall_seconds": wall, "cpu_seconds_children": usage.ru_utime + usage.ru_stime,
+            "peak_rss_tree_bytes": poll.peak_bytes,
             "max_rss_one_process_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
             "command": cmd}
 

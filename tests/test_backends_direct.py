@@ -72,7 +72,7 @@ def test_non_finite_centroids_fall_back_to_direct_assign():
        grid=st.booleans(), moves=st.lists(st.integers(0, 39), max_size=4))
 def test_property_equal_to_direct_assign(n, k, d, seed, grid, moves):
     g = torch.Generator().manual_seed(seed)
-    X = torch.randn(n, d, generator=g) * 0.04
+    X = torch.randn(n, d, generator=g) * 0.04          # d > 4: the full computation plus the incremental path
     if grid:                                   # coarse values: many exact ties
         X = torch.round(X * 50) / 50
     C = X[torch.randint(0, n, (k,), generator=g)].clone()
@@ -100,3 +100,14 @@ def test_without_scipy_it_is_direct_assign(monkeypatch):
     fast = backends.DirectAssign(X)
     _same(fast, X, C)
     assert fast.last_counts == {"tree": 0, "full": 2000}
+
+
+def test_above_four_dimensions_full_calls_and_incremental_rounds():
+    X = synthetic.layer_subvectors(3_000, 8, seed=7)
+    C = X[:100].clone()
+    fast = backends.DirectAssign(X)
+    _same(fast, X, C)
+    assert fast.last_counts == {"tree": 0, "full": 3000}
+    C[3] = C[4] + 1e-6
+    _same(fast, X, C)
+    assert fast.last_counts["incremental"] == 3000
