@@ -215,8 +215,11 @@ def summarise(rows: list[dict], shape: str, jobs: int) -> dict:
     The extrapolation: per method, the mean CPU seconds of each measured workload
     (layer type, n, k) times the number of the suite's data sets with that workload
     (:func:`workload_counts`), summed; divided by ``jobs`` for the wall time.
-    Workloads with no measured case are listed under ``missing`` and count 0.
+    Workloads with no measured case are listed under ``missing`` and count 0;
+    ``error`` and ``timeout`` rows (a run stopped early) are counted, not timed.
     """
+    statuses = _count(r["status"] for r in rows)
+    rows = [r for r in rows if r["status"] not in ("error", "timeout")]      # finished runs only
     by_method: dict[str, list[dict]] = defaultdict(list)
     by_cell: dict[tuple, list[float]] = defaultdict(list)
     for r in rows:
@@ -230,7 +233,7 @@ def summarise(rows: list[dict], shape: str, jobs: int) -> dict:
     missing = sorted(f"{m}|{t}|n={n}|k={k}" for m in methods for (t, n, k) in counts if (m, t, n, k) not in by_cell)
     full_cpu = sum(full_by_method.values())
     return {
-        "statuses": dict(sorted(_count(r["status"] for r in rows).items())),
+        "statuses": dict(sorted(statuses.items())),
         "per_method": {m: _split(v) for m, v in sorted(by_method.items())},
         "embedding": {m: _split([r for r in emb if r["method"] == m]) for m in sorted({r["method"] for r in emb})},
         "mean_seconds_by_workload": {f"{m}|{t}|n={n}|k={k}": statistics.fmean(v)
