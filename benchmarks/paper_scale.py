@@ -15,9 +15,8 @@ What it does:
    tree (parent + workers) from ``/proc``;
 3. reads the stored rows back and writes ``OUT/runs/<tag>/summary.json``: wall
    seconds, peak RSS (polled tree sum, and the largest single process from
-   ``getrusage``), the CPU time of the processes it waited for (``getrusage``:
-   under load, what the work cost, where the per-case seconds also count the
-   waiting), per-method seconds (the sum of the cases' ``seconds_total`` and its
+   ``getrusage``), the CPU time of the tree (polled: under load, what the work
+   cost, where the per-case seconds also count the waiting), per-method seconds (the sum of the cases' ``seconds_total`` and its
    split into init / consolidate / assign / resolve / update), the embedding
    layer's cases separately, per layer type and preset, and an extrapolation to
    the whole checkpoint: every measured (method, preset, layer type) mean times
@@ -111,10 +110,12 @@ def write_checkpoint(folder: Path, shape: str = "roberta-base", seed: int = 0) -
 
 
 class TreeRSS:
-    """Polls the summed VmRSS of a process and its descendants (Linux /proc) in a thread; keeps the peak."""
+    """Polls a process and its descendants (Linux /proc) in a thread: the peak of their summed VmRSS,
+    and their CPU time (user + system, the last value seen of every process, summed)."""
 
     def __init__(self, pid: int, every_s: float = 0.25):
         self.pid, self.every_s, self.peak_bytes = pid, every_s, 0
+        self.cpu_ticks: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -126,33 +127,45 @@ class TreeRSS:
         self._stop.set()
         self._thread.join()
 
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu_ticks.values()) / os.sysconf("SC_CLK_TCK")
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, tree_rss(self.pid))
+            rss, ticks = tree_usage(self.pid)
+            self.peak_bytes = max(self.peak_bytes, rss)
+            for pid, t in ticks.items():
+                self.cpu_ticks[pid] = max(self.cpu_ticks.get(pid, 0), t)
             self._stop.wait(self.every_s)
 
 
-def tree_rss(root: int) -> int:
-    """Summed resident bytes of ``root`` and all its descendants (0 where /proc is unreadable)."""
+def tree_usage(root: int) -> tuple[int, dict[int, int]]:
+    """Summed resident bytes of ``root`` and all its descendants, and each one's CPU ticks (/proc)."""
     children: dict[int, list[int]] = defaultdict(list)
     rss: dict[int, int] = {}
+    ticks: dict[int, int] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             with open(f"/proc/{entry.name}/status") as f:
                 fields = dict(line.split(":", 1) for line in f if ":" in line)
+            with open(f"/proc/{entry.name}/stat") as f:
+                stat = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
         pid = int(entry.name)
         children[int(fields.get("PPid", "0").strip() or 0)].append(pid)
         rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0]) * 1024 if "VmRSS" in fields else 0
-    total, todo = 0, [root]
+        ticks[pid] = int(stat[11]) + int(stat[12])          # utime + stime (fields 14 and 15)
+    total, todo, seen = 0, [root], {}
     while todo:
         pid = todo.pop()
         total += rss.get(pid, 0)
+        seen[pid] = ticks.get(pid, 0)
         todo += children.get(pid, [])
-    return total
+    return total, seen
 
 
 def run_suite(ckpt: Path, results: Path, layers: str, methods: list[str], jobs: int,
@@ -171,9 +184,7 @@ def run_suite(ckpt: Path, results: Path, layers: str, methods: list[str], jobs: 
     wall = time.perf_counter() - t0
     if rc != 0:
         raise SystemExit(f"pgbench run exited {rc}: {' '.join(cmd)}")
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"wall_seconds": wall, "cpu_seconds_children": usage.ru_utime + usage.ru_stime,
-            "peak_rss_tree_bytes": poll.peak_bytes,
+    return {"wall_seconds": wall, "cpu_seconds_tree": poll.cpu_seconds, "peak_rss_tree_bytes": poll.peak_bytes,
             "max_rss_one_process_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
             "command": cmd}
 
@@ -303,7 +314,7 @@ def _print(s: dict) -> None:
     gb = 2**30
     head = f"{s['shape']} layers={s['layers']!r} jobs={s['jobs']}: {sum(s['statuses'].values())} cases {s['statuses']}"
     if s["wall_seconds"] is not None:
-        head += (f" in {s['wall_seconds']:.0f} s wall; peak RSS {s['peak_rss_tree_bytes'] / gb:.2f} GB (tree), "
+        head += (f" in {s['wall_seconds']:.0f} s wall, {s['cpu_seconds_tree']:.0f} s CPU; peak RSS {s['peak_rss_tree_bytes'] / gb:.2f} GB (tree), "
                  f"{s['max_rss_one_process_bytes'] / gb:.2f} GB (one process)")
     print(f"{head}; load {s['loadavg_before']}")
     print(f"{'method':16s} {'cases':>5s} {'cpu s':>9s} " + " ".join(f"{p:>11s}" for p in PHASES))
