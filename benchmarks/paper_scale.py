@@ -27,6 +27,7 @@ Run it from the repository root::
 
     python benchmarks/paper_scale.py                                 # the whole suite (2044 cases)
     python benchmarks/paper_scale.py --layers 'layer\\.(0|11)\\.|word_embeddings' --tag subset
+    python benchmarks/paper_scale.py --layers word_embeddings --source '*paper-11.81*' --tag emb-b4
     python benchmarks/paper_scale.py --shape tiny --tag tiny        # seconds: the test's shape
 
 It is a benchmark, not a test: nothing here asserts a time.
@@ -269,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed of the checkpoint's weights")
     ap.add_argument("--layers", default="", help="regex on parameter names (the suite's `layers`; default all)")
     ap.add_argument("--method", action="append", default=[], help="only methods matching this glob (repeatable)")
+    ap.add_argument("--source", action="append", default=[],
+                    help="only sources whose label matches this glob, e.g. '*paper-11.81*' (repeatable)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--suite", default="paper", help="suite name or file (default paper)")
     ap.add_argument("--tag", default=time.strftime("%Y%m%d-%H%M%S"), help="name of the run folder")
@@ -291,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     if results.exists():
         raise SystemExit(f"{results} exists: pick another --tag")
     load_before = Path("/proc/loadavg").read_text().strip()
-    measured = run_suite(ckpt, results, args.layers, args.method, args.jobs, args.suite)
+    measured = run_suite(ckpt, results, args.layers, args.method, args.jobs, args.suite,
+                         extra=[x for g in args.source for x in ("--source", g)])
     rows = _rows(results)
     summary = {"shape": args.shape, "dims": SHAPES[args.shape], "seed": args.seed, "layers": args.layers,
                "methods": args.method, "jobs": args.jobs, "cpus": os.cpu_count(),
