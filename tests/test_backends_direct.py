@@ -111,3 +111,24 @@ def test_above_four_dimensions_full_calls_and_incremental_rounds():
     C[3] = C[4] + 1e-6
     _same(fast, X, C)
     assert fast.last_counts["incremental"] == 3000
+
+
+def test_sixteen_dimensions_screened_by_the_expanded_formula():
+    X = synthetic.layer_subvectors(4_000, 16, seed=8)
+    g = torch.Generator().manual_seed(8)
+    C = X[torch.randint(0, 4_000, (300,), generator=g)].clone()     # duplicate draws: exact ties
+    C[1] = C[0] + 1e-6
+    fast = backends.DirectAssign(X)
+    _same(fast, X, C)
+    assert fast.last_counts["screened"] > 3_000 and fast.last_counts["full"] > 0
+    Y = torch.round(X * 20) / 20                                     # coarse grid: many near ties
+    _same(backends.DirectAssign(Y), Y, torch.round(C * 20) / 20)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(2, 200), k=st.integers(2, 30), seed=st.integers(0, 2**16), scale=st.sampled_from([1e-3, 1.0, 50.0]))
+def test_property_screened_equal_to_direct_assign(n, k, seed, scale):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, 16, generator=g) * scale + scale
+    C = X[torch.randint(0, n, (k,), generator=g)].clone() + 1e-6 * scale
+    _same(backends.DirectAssign(X), X, C)
