@@ -16,7 +16,8 @@ What it does:
 3. reads the stored rows back and writes ``OUT/runs/<tag>/summary.json``: wall
    seconds, peak RSS (polled tree sum, and the largest single process from
    ``getrusage``), the CPU time of the tree (polled: under load, what the work
-   cost, where the per-case seconds also count the waiting), per-method seconds (the sum of the cases' ``seconds_total`` and its
+   cost, where the per-case seconds also count the waiting), per-method seconds
+   (the sum of the cases' ``seconds_total`` and its
    split into init / consolidate / assign / resolve / update), the embedding
    layer's cases separately, per layer type and preset, and an extrapolation to
    the whole checkpoint: every measured (method, preset, layer type) mean times
@@ -73,7 +74,8 @@ def checkpoint_tensors(shape: str, seed: int):
                                    ("attention.output.dense", (hidden, hidden)),
                                    ("intermediate.dense", (ffn, hidden)), ("output.dense", (hidden, ffn))):
             out += [(p + name + ".weight", (rows, cols)), (p + name + ".bias", (rows,))]
-        out += [(p + "attention.output.LayerNorm.weight", (hidden,)), (p + "attention.output.LayerNorm.bias", (hidden,)),
+        out += [(p + "attention.output.LayerNorm.weight", (hidden,)),
+                (p + "attention.output.LayerNorm.bias", (hidden,)),
                 (p + "output.LayerNorm.weight", (hidden,)), (p + "output.LayerNorm.bias", (hidden,))]
     return out
 
@@ -318,12 +320,14 @@ def _print(s: dict) -> None:
     gb = 2**30
     head = f"{s['shape']} layers={s['layers']!r} jobs={s['jobs']}: {sum(s['statuses'].values())} cases {s['statuses']}"
     if s["wall_seconds"] is not None:
-        head += (f" in {s['wall_seconds']:.0f} s wall, {s['cpu_seconds_tree']:.0f} s CPU; peak RSS {s['peak_rss_tree_bytes'] / gb:.2f} GB (tree), "
+        head += (f" in {s['wall_seconds']:.0f} s wall, {s['cpu_seconds_tree']:.0f} s CPU; "
+                 f"peak RSS {s['peak_rss_tree_bytes'] / gb:.2f} GB (tree), "
                  f"{s['max_rss_one_process_bytes'] / gb:.2f} GB (one process)")
     print(f"{head}; load {s['loadavg_before']}")
     print(f"{'method':16s} {'cases':>5s} {'cpu s':>9s} " + " ".join(f"{p:>11s}" for p in PHASES))
     for m, v in s["per_method"].items():
-        print(f"{m:16s} {v['cases']:5d} {v['cpu_seconds']:9.1f} " + " ".join(f"{v[f'seconds_{p}']:11.1f}" for p in PHASES))
+        phases = " ".join(f"{v[f'seconds_{p}']:11.1f}" for p in PHASES)
+        print(f"{m:16s} {v['cases']:5d} {v['cpu_seconds']:9.1f} {phases}")
     for m, v in s["embedding"].items():
         print(f"  embedding {m:16s} {v['cases']:3d} cases {v['cpu_seconds']:8.1f} cpu s")
     x = s["extrapolated"]

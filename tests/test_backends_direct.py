@@ -126,7 +126,8 @@ def test_sixteen_dimensions_screened_by_the_expanded_formula():
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(2, 200), k=st.integers(2, 30), seed=st.integers(0, 2**16), scale=st.sampled_from([1e-3, 1.0, 50.0]))
+@given(n=st.integers(2, 200), k=st.integers(2, 30), seed=st.integers(0, 2**16),
+       scale=st.sampled_from([1e-3, 1.0, 50.0]))
 def test_property_screened_equal_to_direct_assign(n, k, seed, scale):
     g = torch.Generator().manual_seed(seed)
     X = torch.randn(n, 16, generator=g) * scale + scale

@@ -71,7 +71,8 @@ def test_checkpoint_is_deterministic_and_reused(tmp_path):
 
 @pytest.mark.slow
 def test_runs_the_paper_suite_on_a_tiny_shape(tmp_path, capsys):
-    rc = ps.main(["--shape", "tiny", "--out", str(tmp_path), "--tag", "t", "--layers", "word_embeddings|attention.output",
+    rc = ps.main(["--shape", "tiny", "--out", str(tmp_path), "--tag", "t",
+                  "--layers", "word_embeddings|attention.output",
                   "--method", "faiss", "--jobs", "2"])
     assert rc == 0
     s = json.loads((tmp_path / "runs" / "t" / "summary.json").read_text())
