@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 
 from . import layer_types as lt
@@ -161,9 +162,12 @@ def _load_safetensors(path: Path) -> Checkpoint:
         raise ValueError(
             f"{path}: reading .safetensors needs the safetensors package (pip install safetensors).") from None
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
+        with safe_open(str(path), framework="pt", device="cpu") as f:     # validates the header
             metadata = f.metadata() or {}
-            tensors = {name: f.get_tensor(name) for name in f.keys()}
+            names = list(f.keys())
+            tensors = _mapped_tensors(path, names)
+            if tensors is None:
+                tensors = {name: f.get_tensor(name) for name in names}
     except Exception as exc:  # safetensors raises its own error types for bad headers
         raise ValueError(f"{path}: not a readable safetensors file ({_first_line(exc)}).") from None
     manifest = None
@@ -177,6 +181,37 @@ def _load_safetensors(path: Path) -> Checkpoint:
         if bad:
             raise ValueError(f"{path}: pgbench manifest lists '{bad[0]}' with an unknown type or no tensor.")
     return Checkpoint(path, tensors, manifest)
+
+
+_MAPPED_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+                  "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+                  "BOOL": torch.bool}
+
+
+def _mapped_tensors(path: Path, names: list[str]) -> dict[str, torch.Tensor] | None:
+    """The tensors of a safetensors file as views of one copy-on-write memory map, or None (then copies).
+
+    Nothing is read until a tensor's values are used, and what is read stays in the
+    page cache, shared by every process mapping the file: a worker that clusters one
+    layer at a time holds one layer's sub-vectors, not the whole checkpoint.
+    """
+    with path.open("rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+    start = 8 + n
+    size = path.stat().st_size
+    if size <= start:
+        return None
+    raw = torch.from_numpy(np.memmap(path, dtype=np.uint8, mode="c", offset=start, shape=(size - start,)))
+    out = {}
+    for name in names:
+        entry = header[name]
+        dtype = _MAPPED_DTYPES.get(entry["dtype"])
+        lo, hi = entry["data_offsets"]
+        if dtype is None or (hi - lo) % dtype.itemsize or lo % dtype.itemsize:
+            return None
+        out[name] = raw[lo:hi].view(dtype).view(entry["shape"])
+    return out
 
 
 def _first_line(exc: BaseException) -> str:

@@ -91,7 +91,8 @@ def _iteration(state: KMeansState, it: int, resolver: registry.Heuristic, params
     t0 = time.perf_counter()
     state.reassign()
     n_empty = state.n_empty
-    inertia = float((state.sq_dists * state.weights).sum())
+    # x * 1 == x exactly, so the unit-weight sum is the same number without the (n,) product
+    inertia = float(state.sq_dists.sum() if state.unit_weights else (state.sq_dists * state.weights).sum())
     _sync(dev)
     t1 = time.perf_counter()
     seconds_resolve = 0.0

@@ -31,6 +31,10 @@ from .validation import dtype_name
 Assign = Callable[[torch.Tensor, torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
 
 
+#: below this many points, a float32 sum of ones is exact (2**24), so unit-weight sizes are the counts
+_EXACT_COUNT = 2**24
+
+
 class NonFiniteError(ArithmeticError):
     """Centroids or distances of a run left the finite range of its dtype (the message says which)."""
 
@@ -112,8 +116,12 @@ class KMeansState:
         the module docstring).
         """
         labels, sq_dists = self.assign(self.X, self.centroids)
-        lost = (labels < 0) | ~torch.isfinite(sq_dists)
-        if bool(lost.any()):
+        # one pass each when all is well: a sum of non-negative numbers is finite iff every term is
+        # (or it overflowed: then the exact check below decides)
+        suspect = bool(labels.min() < 0) if labels.numel() else False
+        suspect = suspect or not bool(torch.isfinite(sq_dists.sum()))
+        lost = ((labels < 0) | ~torch.isfinite(sq_dists)) if suspect else None
+        if lost is not None and bool(lost.any()):
             finite = self.centroids[torch.isfinite(self.centroids).all(1)]
             reach = f"{float(finite.abs().max()):.3g}" if finite.numel() else "none"
             raise NonFiniteError(
@@ -146,7 +154,10 @@ class KMeansState:
     def recount(self) -> None:
         """Recompute ``counts`` and ``sizes`` from ``labels``."""
         self.counts = torch.bincount(self.labels, minlength=self.k)
-        self.sizes = segment_sums(self.labels, self.weights[:, None], self.k)[:, 0]
+        if self.unit_weights and self.n <= _EXACT_COUNT:     # sums of ones: the counts, exactly
+            self.sizes = self.counts.to(self.weights.dtype)
+        else:
+            self.sizes = segment_sums(self.labels, self.weights[:, None], self.k)[:, 0]
 
     def empty_ids(self) -> torch.Tensor:
         """Indices (ascending) of the clusters with no point, shape (n_empty,)."""

@@ -103,12 +103,43 @@ def checkpoint(seed: int, path: str, layers: str, preset: str, block_sizes: dict
     return _datasets(ckpt, selected, configs, preset)
 
 
+class LayerDataset(Dataset):
+    """A layer's :class:`Dataset` whose ``X`` (out*in/b, b) is cut from the weight when asked for.
+
+    The weight stays a view of the checkpoint (a memory map for safetensors files),
+    and the sub-vectors of the last layer asked for in this process are kept (one
+    slot, :data:`_last_cut`), so a worker running a layer's cases one after another
+    cuts it once and holds one layer's sub-vectors at a time, however many layers
+    the source yields.  ``X`` cannot be assigned.
+    """
+
+    def __init__(self, weight: torch.Tensor, **fields: Any):
+        self._weight = weight
+        super().__init__(X=None, **fields)
+
+    @property  # type: ignore[override]
+    def X(self) -> torch.Tensor:
+        global _last_cut
+        if _last_cut is None or _last_cut[0] is not self:
+            _last_cut = None                 # free the previous layer's sub-vectors before cutting
+            _last_cut = (self, weight_to_subvectors(self._weight.to(torch.float32), self.block_size).contiguous())
+        return _last_cut[1]
+
+    @X.setter
+    def X(self, value: Any) -> None:
+        if value is not None:
+            raise AttributeError("a checkpoint layer's X is cut from its weight and cannot be assigned.")
+
+
+_last_cut: tuple[LayerDataset, torch.Tensor] | None = None
+
+
 def _datasets(ckpt: checkpoints.Checkpoint, selected: list[checkpoints.Layer],
               configs: dict[str, checkpoints.LayerConfig], preset: str) -> Iterator[Dataset]:
     source = (ckpt.manifest or {}).get("source")
     for layer in selected:
         config = configs[layer.layer_type]
-        weight = layer.weight.detach().to(torch.float32)
+        weight = layer.weight.detach()
         meta: dict[str, Any] = {"file": str(ckpt.path), "param": layer.param,
                                 "dtype": str(layer.weight.dtype).removeprefix("torch."), "preset": preset}
         if source:
@@ -117,9 +148,9 @@ def _datasets(ckpt: checkpoints.Checkpoint, selected: list[checkpoints.Layer],
             meta["transposed"] = True
         if layer.rows is not None:
             meta["rows"] = list(layer.rows)
-        yield Dataset(
+        yield LayerDataset(
+            weight,
             name=layer.name,
-            X=weight_to_subvectors(weight, config.block_size).contiguous(),  # (out*in/b, b)
             k=config.n_centroids,
             layer_type=layer.layer_type,
             weight_shape=tuple(weight.shape),
