@@ -198,15 +198,15 @@ def test_paper_claims_are_transcribed_with_table_and_row():
         assert len(hit) == 1, (source, row, setting, task, method)
         return hit[0]["paper"]
 
-    assert one("Table 1", "q_proj", "paper-11.81", "MNLI", "fairseq+fairseq") == 28.5
-    assert one("Table 1", "k_proj", "paper-15.90", "QNLI", "fairseq+fairseq") == 115.3
-    assert one("Table 5", "k_proj", "paper-11.81", "MNLI", "pg+pg+dwc") == 0.7
-    assert one("Table 4", "15.29", "paper-15.29", "RTE", "pg+pg+dwc") == 1.4
-    assert one("Table 4", "11.81", "paper-11.81", "QNLI", "fairseq+fairseq") == 93.2
-    assert one("Table 2", "iPQ with Quant-Noise 15.90", "paper-15.90", "QNLI", "fairseq+fairseq") == 77.4
-    assert one("Table 3", "14.05", "paper-14.05", "MNLI", "pg+pg") == 82.6
-    assert one("Section 5.4", "fewer_iterations", "any", None, "pg+pg") == 8.0
-    assert one("Section 5.4", "speedup", "any", None, "pg+pg") == 3.8
+    assert one("Table 1", "q_proj", "paper-11.81", "MNLI", "fairseq + fairseq") == 28.5
+    assert one("Table 1", "k_proj", "paper-15.90", "QNLI", "fairseq + fairseq") == 115.3
+    assert one("Table 5", "k_proj", "paper-11.81", "MNLI", "pg + pg + dwc") == 0.7
+    assert one("Table 4", "15.29", "paper-15.29", "RTE", "pg + pg + dwc") == 1.4
+    assert one("Table 4", "11.81", "paper-11.81", "QNLI", "fairseq + fairseq") == 93.2
+    assert one("Table 2", "iPQ with Quant-Noise 15.90", "paper-15.90", "QNLI", "fairseq + fairseq") == 77.4
+    assert one("Table 3", "14.05", "paper-14.05", "MNLI", "pg + pg") == 82.6
+    assert one("Section 5.4", "fewer_iterations", "any", None, "pg + pg") == 8.0
+    assert one("Section 5.4", "speedup", "any", None, "pg + pg") == 3.8
 
 
 def test_ledger_fills_measured_where_the_setting_matches():
@@ -216,17 +216,17 @@ def test_ledger_fills_measured_where_the_setting_matches():
                       ("MNLI", "accuracy", 0.831, 0.831, "fairseq", "paper-11.81", 11.81, 40.0, "fairseq",
                        "fairseq", None, 0, "ok")))]
     got = {(c["source"], c["row"], c["setting"], c["task"], c["method"]): c for c in ledger.ledger(rows, drows)}
-    q = got[("Table 1", "q_proj", "paper-11.81", "MNLI", "fairseq+fairseq")]
+    q = got[("Table 1", "q_proj", "paper-11.81", "MNLI", "fairseq + fairseq")]
     assert (q["paper"], q["measured"]) == (28.5, 6.0) and "not a RoBERTa checkpoint" in q["note"]
-    assert got[("Table 5", "q_proj", "paper-11.81", "RTE", "pg+pg+dwc")]["measured"] == 0.0
-    assert got[("Table 4", "11.81", "paper-11.81", "MNLI", "fairseq+fairseq")]["measured"] == 100.0
-    assert got[("Table 1", "q_proj", "paper-15.90", "MNLI", "fairseq+fairseq")]["measured"] is None
-    assert "no fairseq+fairseq layer run at preset paper-15.90" in \
-        got[("Table 1", "q_proj", "paper-15.90", "MNLI", "fairseq+fairseq")]["note"]
-    acc = got[("Table 2", "iPQ with Quant-Noise 11.81", "paper-11.81", "MNLI", "fairseq+fairseq")]
+    assert got[("Table 5", "q_proj", "paper-11.81", "RTE", "pg + pg + dwc")]["measured"] == 0.0
+    assert got[("Table 4", "11.81", "paper-11.81", "MNLI", "fairseq + fairseq")]["measured"] == 100.0
+    assert got[("Table 1", "q_proj", "paper-15.90", "MNLI", "fairseq + fairseq")]["measured"] is None
+    assert "no fairseq + fairseq layer run at preset paper-15.90" in \
+        got[("Table 1", "q_proj", "paper-15.90", "MNLI", "fairseq + fairseq")]["note"]
+    acc = got[("Table 2", "iPQ with Quant-Noise 11.81", "paper-11.81", "MNLI", "fairseq + fairseq")]
     assert acc["measured"] == approx(83.1) and acc["paper"] == 83.1
-    fc1 = got[("Table 1", "FC1", "paper-11.81", "MNLI", "fairseq+fairseq")]
-    assert fc1["measured"] is None and fc1["note"] == "no fairseq+fairseq run of layer type FC1 at preset paper-11.81"
+    fc1 = got[("Table 1", "FC1", "paper-11.81", "MNLI", "fairseq + fairseq")]
+    assert fc1["measured"] is None and fc1["note"] == "no fairseq + fairseq run of layer type FC1 at preset paper-11.81"
 
 
 # ------------------------------------------------------- page and JSON

@@ -33,14 +33,15 @@ import math
 import statistics
 from typing import Any, Sequence
 
+from .. import naming
 from .stats import combination, decoded, has_metrics, namer, pair_key, same_name
 from .tables import find_method, setting
 
 Row = dict[str, Any]
 
 #: the method the work ratios are taken against, and the one the paper's claim is about
-BASELINE = "fairseq+fairseq"
-PG = "pg+pg"
+BASELINE = naming.method_name("fairseq", "fairseq")
+PG = naming.method_name("pg", "pg")
 #: what the paper claims for PG's fine-tuning against fairseq's resolution (section 5.4)
 PAPER_FEWER_ITERATIONS = 8.0
 PAPER_SPEEDUP = 3.8

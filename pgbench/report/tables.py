@@ -18,6 +18,7 @@ import math
 import os
 from typing import TYPE_CHECKING, Any, Sequence
 
+from .. import naming
 from .stats import (FAILED, Interval, best_inertia, combination, decoded, has_metrics, mean, namer, pair_key,
                     ratio_to_best, same_name, seed_interval)
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 Row = dict[str, Any]
 
-DEFAULT_BASELINE = "fairseq+fairseq"
+DEFAULT_BASELINE = naming.method_name("fairseq", "fairseq")
 
 #: stored layer type -> the paper's name, in the paper's row order
 LAYER_TYPE_NAMES = {"embedding": "Embedding", "attn_q": "q_proj", "attn_k": "k_proj", "attn_v": "v_proj",
