@@ -172,10 +172,10 @@ def tree_usage(root: int) -> tuple[int, dict[int, int]]:
 
 
 def run_suite(ckpt: Path, results: Path, layers: str, methods: list[str], jobs: int,
-              suite: str = "paper", extra: list[str] | None = None) -> dict:
-    """Run the suite in a child process; returns wall seconds and peak memory."""
+              suite: str = "paper", extra: list[str] | None = None, device: str = "cpu") -> dict:
+    """Run the suite in a child process on ``device``; returns wall seconds and peak memory."""
     cmd = [sys.executable, "-m", "pgbench", "run", suite, "--set", f"path={ckpt}", "--set", f"layers={layers}",
-           "--device", "cpu", "--jobs", str(jobs), "--results", str(results), "--no-progress", "-q"]
+           "--device", device, "--jobs", str(jobs), "--results", str(results), "--no-progress", "-q"]
     for m in methods:
         cmd += ["--method", m]
     cmd += extra or []
@@ -275,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--source", action="append", default=[],
                     help="only sources whose label matches this glob, e.g. '*paper-11.81*' (repeatable)")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N: the suite's --device")
     ap.add_argument("--suite", default="paper", help="suite name or file (default paper)")
     ap.add_argument("--tag", default=time.strftime("%Y%m%d-%H%M%S"), help="name of the run folder")
     ap.add_argument("--summarise", metavar="RESULTS", default=None,
@@ -297,10 +298,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{results} exists: pick another --tag")
     load_before = Path("/proc/loadavg").read_text().strip()
     measured = run_suite(ckpt, results, args.layers, args.method, args.jobs, args.suite,
-                         extra=[x for g in args.source for x in ("--source", g)])
+                         extra=[x for g in args.source for x in ("--source", g)], device=args.device)
     rows = _rows(results)
     summary = {"shape": args.shape, "dims": SHAPES[args.shape], "seed": args.seed, "layers": args.layers,
-               "methods": args.method, "jobs": args.jobs, "cpus": os.cpu_count(),
+               "methods": args.method, "jobs": args.jobs, "device": args.device, "cpus": os.cpu_count(),
                "loadavg_before": load_before, "loadavg_after": Path("/proc/loadavg").read_text().strip(),
                "seconds_write_checkpoint": seconds_write, **measured, **summarise(rows, args.shape, args.jobs)}
     (results / "summary.json").write_text(json.dumps(summary, indent=1))
