@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import sys
 
 from ..extras import require
@@ -63,17 +62,9 @@ def _setup_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suite", help="only this suite's cases (in both stores)")
 
 
-def _pct(x: float | None) -> str:
-    if x is None:
-        return "-"
-    if math.isinf(x):
-        return "+inf" if x > 0 else "-inf"
-    return f"{100 * x:+.1f}%"
-
-
 def _cmd_compare(args: argparse.Namespace) -> int:
     from ..store import Store
-    from .compare import compare, report_lines
+    from .compare import compare, percent, report_lines
 
     rows = []
     for path in (args.results_a, args.results_b):
@@ -82,11 +73,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     result = compare(rows[0], rows[1], metrics=tuple(args.metric or DEFAULT_METRICS), threshold=args.threshold)
     print("\n".join(report_lines(result)))
     if result.regressed:
-        print(f"regression: {len(result.regressions)} metric change(s) above {_pct(args.threshold)}"
+        print(f"regression: {len(result.regressions)} metric change(s) above {percent(args.threshold)}"
               f"{', ' + str(len(result.newly_failed)) + ' newly failed case(s)' if result.newly_failed else ''}",
               file=sys.stderr)
         return 1
-    print(f"no regression above {_pct(args.threshold)}")
+    print(f"no regression above {percent(args.threshold)}")
     return 0
 
 

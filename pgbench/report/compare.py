@@ -180,7 +180,8 @@ def compare(rows_a: Sequence[Row], rows_b: Sequence[Row], metrics: Sequence[str]
 
 # ------------------------------------------------------------------------- text
 
-def _pct(x: float | None) -> str:
+def percent(x: float | None) -> str:
+    """A relative change as ``+12.3%`` (``-`` for none, ``+inf`` / ``-inf`` from a zero reference)."""
     if x is None:
         return "-"
     if math.isinf(x):
@@ -212,7 +213,7 @@ def report_lines(result: Comparison) -> list[str]:
              f"{'method':24s} {'metric':16s} {'n':>5s} {'mean A':>12s} {'mean B':>12s} {'change':>9s}  verdict"]
     for c in result.changes:
         lines.append(f"{c.method[:24]:24s} {c.metric:16s} {c.n:5d} {_num(c.mean_a):>12s} {_num(c.mean_b):>12s} "
-                     f"{_pct(c.change):>9s}  {_note(c)}")
+                     f"{percent(c.change):>9s}  {_note(c)}")
     for b in result.newly_failed:
         lines.append(f"newly failed in B: {b.get('method')} {b.get('dataset')} seed={b.get('seed')}: "
                      f"{b.get('status')}: {b.get('error') or ''}")
