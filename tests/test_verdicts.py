@@ -18,7 +18,7 @@ from report_rows import add_downstream, case, make_store, sample_rows
 
 from pgbench.cli import main
 from pgbench.report import aggregates as agg
-from pgbench.report import evidence, ledger, verdicts
+from pgbench.report import evidence, ledger, stats, verdicts
 
 FS, PG, SK = "fairseq + fairseq", "pg + pg", "kmeans++ + sklearn"
 
@@ -49,10 +49,10 @@ def hand_rows(spread=False):
 # --------------------------------------------------------------- by hand
 
 def test_geometric_mean_by_hand():
-    assert evidence.geometric_mean([1.0, 4.0]) == approx(2.0)
-    assert evidence.geometric_mean([2.0, 8.0, 4.0]) == approx(4.0)
-    assert evidence.geometric_mean([0.0, 3.0]) == 0.0 and math.isinf(evidence.geometric_mean([1.0, math.inf]))
-    assert evidence.geometric_mean([]) is None
+    assert stats.geometric_mean([1.0, 4.0]) == approx(2.0)
+    assert stats.geometric_mean([2.0, 8.0, 4.0]) == approx(4.0)
+    assert stats.geometric_mean([0.0, 3.0]) == 0.0 and math.isinf(stats.geometric_mean([1.0, math.inf]))
+    assert stats.geometric_mean([]) is None
 
 
 def test_block_values_ratios_to_the_best_and_to_the_baseline():

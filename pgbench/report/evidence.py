@@ -17,12 +17,11 @@ by no more than :data:`TIME_TIE_FRACTION` of the larger time.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from .. import schema
-from .stats import PAIR_FIELDS, decoded, has_metrics, namer, pair_key, ratio_to_best
+from .stats import PAIR_FIELDS, decoded, geometric_mean, has_metrics, namer, pair_key, ratio_to_best
 from .tables import setting
 
 Row = dict[str, Any]
@@ -201,17 +200,6 @@ def best_counts(data: Blocks, metric: str) -> dict[str, tuple[int, int]]:
 
 
 # --------------------------------------------------------------- per data set
-
-def geometric_mean(values: Sequence[float]) -> float | None:
-    """Geometric mean of non-negative values: 0 if one is 0, inf if one is inf, None for none."""
-    if not values:
-        return None
-    if any(v == 0 for v in values):
-        return 0.0
-    if any(math.isinf(v) for v in values):
-        return math.inf
-    return math.exp(sum(math.log(v) for v in values) / len(values))
-
 
 def per_dataset(data: Blocks) -> list[Row]:
     """One dict per (data set, metric): each method's value, its value relative to the best, the winner(s).

@@ -34,7 +34,7 @@ import statistics
 from typing import Any, Sequence
 
 from .. import naming
-from .stats import combination, decoded, has_metrics, namer, pair_key, same_name
+from .stats import combination, decoded, geometric_mean, has_metrics, namer, pair_key, same_name
 from .tables import find_method, setting
 
 Row = dict[str, Any]
@@ -55,15 +55,6 @@ def _events(row: Row) -> int:
 def _per_event(row: Row, column: str) -> float | None:
     events, value = _events(row), row.get(column)
     return None if not events or value is None else float(value) / events
-
-
-def geometric_mean(values: Sequence[float]) -> float | None:
-    """Geometric mean of positive ratios (inf if any is inf); None for no values."""
-    if not values:
-        return None
-    if any(math.isinf(v) for v in values):
-        return math.inf
-    return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
 def _median(values: list[float]) -> float | None:

@@ -24,8 +24,8 @@ from .. import naming, schema
 from ..result import Status
 
 __all__ = [
-    "FAILED", "PAIR_FIELDS", "Interval", "best_inertia", "combination", "decoded", "has_metrics", "mean",
-    "method_names", "namer", "pair_key", "ratio_to_best", "relative_inertia", "same_name", "seed_interval",
+    "FAILED", "PAIR_FIELDS", "Interval", "best_inertia", "combination", "decoded", "geometric_mean", "has_metrics",
+    "mean", "method_names", "namer", "pair_key", "ratio_to_best", "relative_inertia", "same_name", "seed_interval",
     "t_interval",
 ]
 
@@ -160,6 +160,17 @@ def best_inertia(rows: Sequence[dict[str, Any]]) -> dict[tuple, float]:
             key = pair_key(r)
             best[key] = min(best.get(key, math.inf), float(r["inertia"]))
     return best
+
+
+def geometric_mean(values: Sequence[float]) -> float | None:
+    """Geometric mean of non-negative values: 0 if one is 0, inf if one is inf, None for none."""
+    if not values:
+        return None
+    if any(v == 0 for v in values):
+        return 0.0
+    if any(math.isinf(v) for v in values):
+        return math.inf
+    return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
 def ratio_to_best(value: float, best: float) -> float:
