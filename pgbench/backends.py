@@ -149,10 +149,15 @@ class DirectAssign:
 
     def __init__(self, X: torch.Tensor):
         self.source = X
-        self.points = X.detach().cpu().double().numpy()
         self.last_counts: dict[str, int] = {}
         self._prev: tuple[torch.Tensor, torch.Tensor] | None = None   # (centroids, labels) of the last call
         self._own: torch.Tensor | None = None        # direct distance of each point to its label, when known
+
+    @functools.cached_property
+    def points(self) -> np.ndarray:
+        """The data in float64 for the k-d tree (n, d): made on first use, since only d <= 4 queries it
+        (at d = 8 on the embedding it would be 300 MB per worker for nothing)."""
+        return self.source.detach().cpu().double().numpy()
 
     def __call__(self, X: torch.Tensor, C: torch.Tensor):
         exact = (_kdtree() is not None and X.dtype == torch.float32 and C.shape[0] >= 2
@@ -162,26 +167,28 @@ class DirectAssign:
             self.last_counts = {"tree": 0, "full": X.shape[0]}
             return direct_assign(X, C)
         if X is not self.source:
-            return self._tree(X, C, X.detach().cpu().double().numpy())
+            return self._tree(X, C, lambda: X.detach().cpu().double().numpy())
         moved = None
         if self._prev is not None and self._prev[0].shape == C.shape:
             moved = torch.nonzero((C != self._prev[0]).any(1)).flatten()
         if moved is not None and moved.numel() <= self.INCREMENTAL_MAX:
             labels = self._incremental(X, C, moved)
         else:
-            labels = self._tree(X, C, self.points)[0]
+            labels = self._tree(X, C, lambda: self.points)[0]
             self._own = None
         self._prev = (C.clone(), labels)
         return labels.clone(), ((X - C[labels]) ** 2).sum(1)
 
-    def _tree(self, X: torch.Tensor, C: torch.Tensor, points: np.ndarray):
+    def _tree(self, X: torch.Tensor, C: torch.Tensor, points: Callable[[], np.ndarray]):
+        """Labels and squared distances of ``X``; ``points()`` gives ``X`` in float64, asked only where the
+        k-d tree runs (d <= 4)."""
         if X.shape[1] >= self.SCREEN_MIN_DIM:
             return self._screened(X, C)
         if X.shape[1] > self.TREE_MAX_DIM:
             self.last_counts = {"tree": 0, "full": X.shape[0]}
             return direct_assign(X, C)
         tree = _kdtree()(C.detach().cpu().double().numpy())
-        dist, idx = tree.query(points, k=2, workers=torch.get_num_threads())       # (n, 2) each, ascending
+        dist, idx = tree.query(points(), k=2, workers=torch.get_num_threads())       # (n, 2) each, ascending
         margin = 4.0 * (X.shape[1] + 4) * 2.0 ** -24
         near_tie = torch.from_numpy(dist[:, 1] * (1 - margin) <= dist[:, 0] * (1 + margin))
         labels = torch.from_numpy(idx[:, 0].astype(np.int64)).to(X.device)
@@ -249,7 +256,7 @@ class DirectAssign:
                 better = keep & ((d < own) | ((d == own) & (labels > j)))
                 labels[better], own[better] = j, d[better]
             if lost.numel():
-                labels[lost] = self._tree(X[lost], C, self.points[lost.cpu().numpy()])[0]
+                labels[lost] = self._tree(X[lost], C, lambda: self.points[lost.cpu().numpy()])[0]
                 own[lost] = _own_distances(X[lost], C, labels[lost])
         self.last_counts = {"incremental": int(labels.shape[0]), "moved": int(moved.numel())}
         self._own = own
