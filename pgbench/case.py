@@ -92,6 +92,26 @@ class Case:
         return fields
 
     @property
+    def work_key(self) -> str:
+        """Cases with equal work keys compute the same thing and may share one run (:mod:`pgbench.reuse`).
+
+        The sha256 of the id's fields with the source's parameters replaced by what
+        decides this data set's points (:func:`pgbench.sources.data_params`, plus its
+        name and n, d), and with ``timeout`` and ``repeats`` added (they decide
+        whether a run ends in ``timeout`` and what its timings are).  For a source
+        that does not say what decides its points, it is the case id: the case
+        shares its run with no other.  Labels still do not count: two methods of
+        one suite with the same settings compute the same thing.
+        """
+        data = sources.data_params(self.source, self.source_params)
+        if data is None:
+            return self.case_id
+        fields = self.definition()
+        fields["source_params"] = {"data": data, "n": self.n, "d": self.d}
+        fields.update(timeout=self.timeout, repeats=self.repeats)
+        return hashlib.sha256(canonical_json(fields).encode()).hexdigest()
+
+    @property
     def data_key(self) -> tuple[str, str, int]:
         """Cases sharing this key share their loaded data (one source load)."""
         return self.source, canonical_json(self.source_params), self.data_seed

@@ -9,7 +9,8 @@ skipped whatever their status, so an interrupted or killed run loses at most the
 cases that were in flight.  Several runs of one suite on one results folder at
 once split its cases between them: each case is computed once while its owner
 lives, and every run waits for the cases the others hold, so each ends with the
-whole suite stored.  A failing case is a row (``error`` / ``timeout``),
+whole suite stored.  Cases that compute the same thing run once (:mod:`pgbench.reuse`):
+the others are stored as copies of that run, marked ``reused_from``.  A failing case is a row (``error`` / ``timeout``),
 never a failed run; :func:`run_suite` raises only when the suite itself cannot
 run (a bad suite, an unusable store, workers that cannot start).
 """
@@ -21,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import case as case_mod
-from .case import Status
+from . import case as case_mod, reuse
+from .case import Case, Status
 from .claims import StoreQueue
 from .executors import SlurmExecutor, make_executor
 from .store import Store
@@ -39,6 +40,7 @@ class RunSummary:
     counts: dict[str, int] = field(default_factory=dict)   # every stored case of the suite, by status
     missing: int = 0              # expanded cases still not in the store (failed batch jobs)
     skipped_sources: list[tuple[str, str]] = field(default_factory=list)
+    reused: int = 0               # of ``ran``: copies of a case that computed the same thing (pgbench.reuse)
 
 
 def run_suite(expansion: case_mod.Expansion, results_dir: str | Path, executor: str = "local",
@@ -84,7 +86,27 @@ def run_suite(expansion: case_mod.Expansion, results_dir: str | Path, executor: 
         if on_start is not None:
             on_start(len(todo), already)
         case_mod.clear_cache()                  # the data is reloaded where the cases run
-        ran = 0
+        groups = reuse.plan(todo)               # cases that compute the same thing, most expensive first
+        ran = reused = 0
+
+        def copy(cases: list[Case], computed_id: str, status: str) -> None:
+            """Store each of ``cases`` as a copy of the stored case ``computed_id`` (pgbench.reuse)."""
+            nonlocal ran, reused
+            for case in cases:
+                stored = store.copy_case(computed_id, reuse.own_values(case, computed_id))
+                ran, reused = ran + stored, reused + stored
+                if on_result is not None:
+                    on_result({**reuse.own_values(case, computed_id), "dataset": case.dataset, "status": status},
+                              stored)
+
+        def copy_stored_work() -> None:
+            """Groups whose work a stored case did (an earlier run, another process): copied, and dropped."""
+            for key, (computed_id, status) in store.computed(groups, except_status=retry).items():
+                copy(groups.pop(key), computed_id, status)
+
+        copy_stored_work()
+        to_run = [group[0] for group in groups.values()]
+        log.info("%d to run, %d sharing their run", len(to_run), sum(len(g) - 1 for g in groups.values()))
 
         def sink(row: dict, trace: list) -> None:
             nonlocal ran
@@ -92,17 +114,20 @@ def run_suite(expansion: case_mod.Expansion, results_dir: str | Path, executor: 
             ran += stored
             if on_result is not None:
                 on_result(row, stored)
+            if stored and row.get("work_key") in groups:
+                copy(groups.pop(row["work_key"])[1:], row["case_id"], row["status"])
 
         runner = make_executor(executor, jobs=jobs, results_dir=store.dir, slurm=slurm, cluster=cluster)
         if isinstance(runner, SlurmExecutor):   # batch tasks claim through the spool, never through SQLite
-            runner.execute(todo, sink, stored=store.has)
+            runner.execute(to_run, sink, stored=store.has)
         else:
-            with StoreQueue(todo, store.path) as queue:
+            with StoreQueue(to_run, store.path) as queue:
                 def claimed_sink(row: dict, trace: list) -> None:
                     sink(row, trace)
                     queue.finish(row["case_id"])
 
                 runner.execute(queue, claimed_sink)
+        copy_stored_work()                      # the followers of cases other processes ran
         counts = store.status_counts(ids)
     return RunSummary(suite, len(all_cases), already, ran, counts, len(all_cases) - sum(counts.values()),
-                      list(expansion.skipped))
+                      list(expansion.skipped), reused)

@@ -101,6 +101,8 @@ CASE_COLUMNS: tuple[Column, ...] = (
     Column("seconds_resolve_spread", "REAL"),
     # schema 3: the suite's primary metric, which the report's verdict leads with
     Column("primary_metric", "TEXT"),
+    # schema 4: cases that compute the same thing share one run (pgbench.reuse)
+    Column("work_key", "TEXT"), Column("reused_from", "TEXT"),
 )
 
 #: the metrics a suite may name as its primary one (``[suite] primary_metric``): the per-run ratio to the

@@ -52,7 +52,8 @@ from .spool import SPOOL, read_spool, write_spool   # noqa: F401 - part of the s
 log = logging.getLogger(__name__)
 
 DB_NAME = "results.sqlite"
-SCHEMA_VERSION = 3   # 2: columns tol, repeats, seconds_*spread; 3: primary_metric, table skipped_sources
+SCHEMA_VERSION = 4   # 2: columns tol, repeats, seconds_*spread; 3: primary_metric, table skipped_sources;
+#                      4: work_key, reused_from
 
 #: the ``cases`` table, declared once in pgbench.schema (names, SQLite types, JSON columns)
 COLUMNS = schema.COLUMNS
@@ -235,6 +236,7 @@ class Store(SQLiteFile):
             self._ensure_table("trace", TRACE_COLUMNS, " WITHOUT ROWID", TRACE_KEY)
             self._ensure_table("skipped_sources", SKIPPED_COLUMNS, primary_key=SKIPPED_KEY)
             self._conn.execute("CREATE INDEX IF NOT EXISTS cases_suite ON cases (suite, status)")
+            self._conn.execute("CREATE INDEX IF NOT EXISTS cases_work ON cases (work_key)")
             self._conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
@@ -261,6 +263,27 @@ class Store(SQLiteFile):
                 self._conn.executemany(
                     f"INSERT OR IGNORE INTO trace ({', '.join(TRACE_NAMES)}) VALUES ({trace_marks})",
                     [[row["case_id"]] + [_plain(t.get(n)) for n in TRACE_NAMES[1:]] for t in trace])
+        return inserted
+
+    def copy_case(self, from_id: str, values: dict[str, Any]) -> bool:
+        """Store a copy of stored case ``from_id``, row and trace, with ``values`` replacing some columns.
+
+        ``values`` must hold the copy's ``case_id`` (:mod:`pgbench.reuse`).  One
+        transaction; False when that id is already stored or ``from_id`` is not.
+        """
+        unknown = sorted(set(values) - set(COLUMN_NAMES))
+        if unknown or "case_id" not in values:
+            raise ValueError(f"copy_case: bad column(s) {', '.join(unknown) or 'case_id missing'}.")
+        select = ", ".join("?" if n in values else n for n in COLUMN_NAMES)
+        args = [_db_value(n, values[n]) for n in COLUMN_NAMES if n in values]
+        with self._transaction():
+            cur = self._conn.execute(f"INSERT OR IGNORE INTO cases ({', '.join(COLUMN_NAMES)}) "
+                                     f"SELECT {select} FROM cases WHERE case_id = ?", [*args, from_id])
+            inserted = cur.rowcount == 1
+            if inserted:
+                self._conn.execute(f"INSERT OR IGNORE INTO trace ({', '.join(TRACE_NAMES)}) "
+                                   f"SELECT ?, {', '.join(TRACE_NAMES[1:])} FROM trace WHERE case_id = ?",
+                                   (values["case_id"], from_id))
         return inserted
 
     def record_skipped(self, suite: str, skipped: Iterable[tuple[str, str]]) -> None:
@@ -313,6 +336,17 @@ class Store(SQLiteFile):
         if suite is not None:
             sql, args = sql + " WHERE suite = ?", (suite,)
         return {r[0] for r in self._conn.execute(sql, args)}
+
+    def computed(self, work_keys: Iterable[str], except_status: Iterable[str] = ()) -> dict[str, tuple[str, str]]:
+        """``{work key: (case id, status)}`` of stored cases that ran (not copies) for any of ``work_keys``,
+        leaving out those with a status in ``except_status`` (the statuses a run retries)."""
+        wanted, skip, found = set(work_keys), set(except_status), {}
+        for key, case_id, status in self._conn.execute(
+                "SELECT work_key, case_id, status FROM cases WHERE work_key IS NOT NULL AND reused_from IS NULL "
+                "ORDER BY rowid"):
+            if key in wanted and status not in skip:
+                found.setdefault(key, (case_id, status))
+        return found
 
     def has(self, case_id: str) -> bool:
         return self._conn.execute("SELECT 1 FROM cases WHERE case_id = ?", (case_id,)).fetchone() is not None

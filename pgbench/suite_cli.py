@@ -178,7 +178,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     by_status = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items())) or "none"
     print(f"{summary.suite}: {summary.total} cases: {by_status}"
           + (f", missing {summary.missing}" if summary.missing else "")
-          + f" (ran {summary.ran} now, {summary.already} stored before) -> {Path(args.results) / 'results.sqlite'}")
+          + f" (ran {summary.ran} now"
+          + (f", {summary.reused} of them copies of a run that computed the same thing" if summary.reused else "")
+          + f", {summary.already} stored before) -> {Path(args.results) / 'results.sqlite'}")
     return _run_downstream(suite, args) if suite.downstream else 0
 
 

@@ -59,7 +59,7 @@ def base_row(case: Case) -> dict[str, Any]:
         "dtype": case.dtype, "threads": torch.get_num_threads(), "versions": sysinfo.versions(),
         "git_commit": sysinfo.git_commit(), "n_iter_max": case.n_iter, "timeout": case.timeout,
         "max_points_per_centroid": case.max_points_per_centroid, "tol": case.tol, "repeats": case.repeats,
-        "primary_metric": case.primary_metric,
+        "primary_metric": case.primary_metric, "work_key": case.work_key,
         "host": socket.gethostname(), "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -51,12 +51,14 @@ class Dataset:
 _SOURCES: dict[str, Heuristic] = {}
 _CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {}
 _ID_PARAMS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+_DATA_PARAMS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 _loaded = False
 
 
 def register_source(name: str, params: dict[str, Any] | None = None, summary: str = "",
                     check: Callable[[dict[str, Any]], None] | None = None,
-                    id_params: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Callable:
+                    id_params: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                    data_params: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Callable:
     """Decorator registering ``fn(seed, **params) -> Iterator[Dataset]`` as source ``name``.
 
     ``check(bound_params)`` raises ValueError (one line) for values a type check
@@ -64,6 +66,11 @@ def register_source(name: str, params: dict[str, Any] | None = None, summary: st
     ``id_params(bound_params)`` gives what a case id hashes instead of the bound
     parameters (:func:`id_params`), so a source can add a parameter without changing
     older ids, or replace a machine-specific value by a portable one.
+    ``data_params(bound_params)`` gives what, beside a data set's name and shape
+    (n, d), decides its points (:func:`data_params`): a source whose parameters
+    also choose things that do not change the points (a checkpoint's preset
+    changes only the block size and k) lets cases that differ only there share one
+    computation (:mod:`pgbench.reuse`).
     """
 
     def decorate(func: Callable) -> Callable:
@@ -71,7 +78,7 @@ def register_source(name: str, params: dict[str, Any] | None = None, summary: st
             raise ValueError(f"data source '{name}' is registered twice.")
         doc = (func.__doc__ or "").strip().splitlines()
         _SOURCES[name] = Heuristic("source", name, func, dict(params or {}), summary or (doc[0] if doc else ""))
-        for hooks, hook in ((_CHECKS, check), (_ID_PARAMS, id_params)):
+        for hooks, hook in ((_CHECKS, check), (_ID_PARAMS, id_params), (_DATA_PARAMS, data_params)):
             if hook is not None:
                 hooks[name] = hook
         return func
@@ -90,6 +97,13 @@ def id_params(name: str, bound: dict[str, Any]) -> dict[str, Any]:
     """The parameters of source ``name`` that a case id hashes (the bound ones unless it says otherwise)."""
     get_source(name)
     return _ID_PARAMS[name](bound) if name in _ID_PARAMS else bound
+
+
+def data_params(name: str, bound: dict[str, Any]) -> dict[str, Any] | None:
+    """What of source ``name``'s bound parameters decides a data set's points, given its name and (n, d);
+    None when the source does not say (then only identical parameters mean identical data)."""
+    get_source(name)
+    return _DATA_PARAMS[name](bound) if name in _DATA_PARAMS else None
 
 
 def _load() -> None:

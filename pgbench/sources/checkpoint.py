@@ -48,11 +48,23 @@ def _id_params(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _data_params(params: dict[str, Any]) -> dict[str, Any]:
+    """What decides a layer's sub-vectors beside its name and (n, d): the file's content and the typing rules.
+
+    A layer's points are ``weight_to_subvectors(weight, block_size)``: the weight
+    (file, parameter, orientation and split, all named by the data set's name and
+    the typing rules) and the block size (d).  The preset, the block size and
+    centroid overrides (they reach the points only through d, and k is a case
+    field) and ``layers`` (which layers, not what a layer holds) do not.
+    """
+    return {"path": checkpoints.content_id(params["path"]), "layer_types": params["layer_types"]}
+
+
 @register_source(
     "checkpoint",
     params={"path": "", "layers": "", "preset": "fairseq", "block_sizes": {}, "n_centroids": {},
             "trust_checkpoint": False, "layer_types": {}},
-    check=_check, id_params=_id_params,
+    check=_check, id_params=_id_params, data_params=_data_params,
 )
 def checkpoint(seed: int, path: str, layers: str, preset: str, block_sizes: dict[str, int],
                n_centroids: dict[str, int], trust_checkpoint: bool,
