@@ -7,9 +7,10 @@ What this module does
   :func:`reconstruct_weight`), with exactly the ordering of fairseq's
   ``PQ._reshape`` / ``PQ.decode`` so that assignments and centroids are
   interchangeable with fairseq's.
-* Counts compressed model size the way fairseq's ``SizeTracker`` and the PG k-means
-  paper do (:class:`LayerSize`, :func:`compression_ratio`, :func:`size_mb`).
 * Measures reconstruction quality (:func:`relative_error`).
+
+The size accounting (:class:`LayerSize`, :func:`compression_ratio`, :func:`size_mb`)
+lives in :mod:`pgbench.pq_size` and is re-exported here.
 
 Why the exact ordering matters
 ------------------------------
@@ -31,65 +32,15 @@ See ``/work/shared/notes/baselines.md`` section 1.2 for the source-grounded spec
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
-import numpy as np
 import torch
+
+from .pq_checks import _check_shape, _check_tensor, _positive_int, _row_length
+from .pq_size import BYTES_PER_MB, LayerSize, compression_ratio, size_mb
 
 __all__ = ["weight_to_subvectors", "subvectors_to_weight", "reconstruct_weight", "LayerSize",
            "compression_ratio", "size_mb", "relative_error", "BYTES_PER_MB"]
-
-#: fairseq's SizeTracker divides byte counts by 1024 * 1024, so "MB" here is MiB.
-BYTES_PER_MB = 1024 * 1024
-
-_FP32_BYTES = 4  # unquantized parameters
-_FP16_BYTES = 2  # centroids
-
-
-# --------------------------------------------------------------------------- checks
-
-def _is_int(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
-
-
-def _check_shape(shape: Any) -> tuple[int, ...]:
-    """``shape`` as a tuple of 2 or 4 positive ints (Linear/Embedding or Conv2d)."""
-    try:
-        dims = tuple(shape)
-    except TypeError:
-        raise ValueError(f"shape must be a sequence of ints, got {shape!r}.") from None
-    if len(dims) not in (2, 4):
-        raise ValueError(
-            f"weight must be 2-D (out, in) or 4-D (C_out, C_in, kh, kw), got shape {dims}."
-        )
-    if not all(_is_int(d) and d >= 1 for d in dims):
-        raise ValueError(f"shape must contain positive integers only, got {dims}.")
-    return tuple(int(d) for d in dims)
-
-
-def _row_length(shape: tuple[int, ...], block_size: int) -> int:
-    """Length of one output row / flattened filter; checks that ``block_size`` divides it."""
-    row = math.prod(shape[1:])
-    if row % block_size != 0:
-        what = "in" if len(shape) == 2 else "C_in*kh*kw"
-        raise ValueError(
-            f"block_size={block_size} does not divide the row length {what}={row} "
-            f"of a weight of shape {shape}."
-        )
-    return row
-
-
-def _check_tensor(x: Any, name: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
-    return x
 
 
 # ----------------------------------------------------------------------- reshaping
@@ -221,153 +172,6 @@ def reconstruct_weight(centroids: torch.Tensor, assignments: torch.Tensor,
         )
     decoded = centroids[assignments.to(device=centroids.device, dtype=torch.long)]
     return subvectors_to_weight(decoded, shape)
-
-
-# --------------------------------------------------------------------- size model
-
-@dataclass(frozen=True)
-class LayerSize:
-    """Storage cost of one PQ-quantized layer, counted as fairseq's ``SizeTracker``.
-
-    Accounting (same as fairseq and the PG k-means paper):
-
-    * original: every weight in fp32, ``4 * n_params`` bytes;
-    * indices: ``log2(k)`` bits per sub-vector, i.e. ``log2(k) / b`` bits per weight.
-      fairseq uses ``np.log2(n_centroids)`` **without rounding up**, so for a k that
-      is not a power of two this is the information-theoretic count, not what a
-      bit-packed file would need (``ceil(log2 k)``); matched here on purpose so
-      ratios compare with published numbers. Byte counts may thus be fractional;
-    * centroids: fp16, ``k * b * 2`` bytes.
-
-    Biases and other unquantized parameters are not part of a ``LayerSize``; pass
-    their count as ``other_params`` to :func:`compression_ratio` / :func:`size_mb`.
-
-    Parameters
-    ----------
-    n_params : int
-        Number of weights in the layer (``weight.numel()``).
-    block_size : int
-        Sub-vector length ``b``; must divide ``n_params``.
-    k : int
-        Number of centroids.
-
-    Raises
-    ------
-    ValueError
-        If any field is not a positive integer or ``block_size`` does not divide
-        ``n_params``.
-    """
-
-    n_params: int
-    block_size: int
-    k: int
-
-    def __post_init__(self) -> None:
-        n = _positive_int(self.n_params, "n_params")
-        b = _positive_int(self.block_size, "block_size")
-        k = _positive_int(self.k, "k")
-        if n % b != 0:
-            raise ValueError(f"block_size={b} does not divide n_params={n}.")
-        # normalise numpy integers to plain ints (frozen dataclass)
-        object.__setattr__(self, "n_params", n)
-        object.__setattr__(self, "block_size", b)
-        object.__setattr__(self, "k", k)
-
-    @classmethod
-    def from_weight(cls, weight: torch.Tensor, block_size: int, k: int) -> "LayerSize":
-        """The size record of ``weight`` (2-D or 4-D), with the same checks as
-        :func:`weight_to_subvectors` (``block_size`` must divide the row length)."""
-        weight = _check_tensor(weight, "weight")
-        shape = _check_shape(weight.shape)
-        _row_length(shape, _positive_int(block_size, "block_size"))
-        return cls(weight.numel(), int(block_size), k)
-
-    @property
-    def n_subvectors(self) -> int:
-        """Number of sub-vectors ``N = n_params / b``."""
-        return self.n_params // self.block_size
-
-    @property
-    def bits_per_weight(self) -> float:
-        """Index bits per weight, ``log2(k) / b`` (centroids excluded)."""
-        return math.log2(self.k) / self.block_size
-
-    @property
-    def index_bytes(self) -> float:
-        """Bytes for the codes: ``N * log2(k) / 8``."""
-        return self.n_subvectors * math.log2(self.k) / 8
-
-    @property
-    def centroid_bytes(self) -> int:
-        """Bytes for the fp16 codebook: ``k * b * 2``."""
-        return self.k * self.block_size * _FP16_BYTES
-
-    @property
-    def original_bytes(self) -> int:
-        """Bytes of the uncompressed fp32 weight: ``4 * n_params``."""
-        return self.n_params * _FP32_BYTES
-
-    @property
-    def compressed_bytes(self) -> float:
-        """``index_bytes + centroid_bytes``."""
-        return self.index_bytes + self.centroid_bytes
-
-
-def _totals(layers: Sequence[LayerSize], other_params: int) -> tuple[float, float]:
-    """(original bytes, compressed bytes) of ``layers`` plus fp32 ``other_params``."""
-    try:
-        layers = list(layers)
-    except TypeError:
-        raise ValueError(f"layers must be a sequence of LayerSize, got {type(layers).__name__}.") from None
-    bad = [type(x).__name__ for x in layers if not isinstance(x, LayerSize)]
-    if bad:
-        raise ValueError(f"layers must contain LayerSize objects only, got {bad[0]}.")
-    if not _is_int(other_params) or other_params < 0:
-        raise ValueError(f"other_params must be a non-negative integer, got {other_params!r}.")
-    other = int(other_params) * _FP32_BYTES
-    original = sum(x.original_bytes for x in layers) + other
-    compressed = sum(x.compressed_bytes for x in layers) + other
-    if original == 0:
-        raise ValueError("nothing to measure: no layers and other_params=0.")
-    return float(original), float(compressed)
-
-
-def compression_ratio(layers: Sequence[LayerSize], other_params: int = 0) -> float:
-    """Whole-model compression ratio, as fairseq's ``SizeTracker`` reports it.
-
-    Parameters
-    ----------
-    layers : sequence of LayerSize
-        The quantized layers.
-    other_params : int, default 0
-        Parameters left unquantized (biases, LayerNorms, unselected layers), counted
-        at 4 bytes each in both numerator and denominator.
-
-    Returns
-    -------
-    float
-        ``(sum original_bytes + 4*other_params) / (sum compressed_bytes + 4*other_params)``.
-
-    Raises
-    ------
-    ValueError
-        If ``layers`` holds anything but :class:`LayerSize`, ``other_params`` is
-        negative or not an int, or there is nothing to measure.
-    """
-    original, compressed = _totals(layers, other_params)
-    return original / compressed
-
-
-def size_mb(layers: Sequence[LayerSize], other_params: int = 0, *,
-            compressed: bool = True) -> float:
-    """Model size in fairseq's "MB" (bytes / 1024**2, i.e. MiB).
-
-    Same arguments and errors as :func:`compression_ratio`; ``compressed=True``
-    gives the size after PQ (indices + fp16 centroids + fp32 others), ``False`` the
-    original all-fp32 size.
-    """
-    original, packed = _totals(layers, other_params)
-    return (packed if compressed else original) / BYTES_PER_MB
 
 
 # ------------------------------------------------------------------------- quality

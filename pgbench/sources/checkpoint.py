@@ -6,9 +6,10 @@ block size and number of centroids that the preset gives its layer type.
 
 Why: this is the workload the PG k-means paper measures (RoBERTa's embedding,
 attention and FFN layers quantized with 768 / 3072 centroids), and reading names,
-types and PQ settings from one place keeps suites short.  Loading and presets live
-in :mod:`pgbench.checkpoints`, the typing rules in :mod:`pgbench.layer_types`; this
-module only binds them to the source contract.  Everything that can be checked
+types and PQ settings from one place keeps suites short.  Loading lives in
+:mod:`pgbench.checkpoint_files`, presets in :mod:`pgbench.presets`, layer selection
+in :mod:`pgbench.checkpoints` (which re-exports the other two), the typing rules in
+:mod:`pgbench.layer_types`; this module only binds them to the source contract.  Everything that can be checked
 (preset, overrides, file, regex, block sizes) is checked when the source is called,
 before the first layer is cut; what needs no file (preset, overrides, ``layers``,
 ``layer_types``) already when a suite is loaded.
