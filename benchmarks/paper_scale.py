@@ -193,22 +193,28 @@ def run_suite(ckpt: Path, results: Path, layers: str, methods: list[str], jobs: 
 
 
 def _split(rows: list[dict]) -> dict:
-    out = {"cases": len(rows), "cpu_seconds": sum(r["seconds_total"] or 0.0 for r in rows)}
+    """Cases, of them computed (not copies of another case's run, pgbench.reuse), and the computed ones'
+    seconds: each run counted once."""
+    ran = [r for r in rows if not r.get("reused_from")]
+    out = {"cases": len(rows), "computed": len(ran), "cpu_seconds": sum(r["seconds_total"] or 0.0 for r in ran)}
     for p in PHASES:
-        out[f"seconds_{p}"] = sum(r.get(f"seconds_{p}") or 0.0 for r in rows)
+        out[f"seconds_{p}"] = sum(r.get(f"seconds_{p}") or 0.0 for r in ran)
     return out
 
 
 PAPER_PRESETS = ("paper-11.81", "paper-14.05", "paper-15.29", "paper-15.90")
 
 
-def workload_counts(shape: str) -> dict[tuple[str, int, int], int]:
-    """How many (layer, preset) data sets of the paper suite share each workload (layer type, n, k).
+def workload_counts(shape: str, shared: bool = True) -> dict[tuple[str, int, int], int]:
+    """How many data sets of the paper suite do each workload (layer type, n, k).
 
     A layer type's block size and k are all that a preset changes, so the cases of
     one method on one workload do the same work: attention layers are cut with b = 4
     at every preset, fc layers with b = 4 at three presets, the embedding with b = 8
-    at three.  This is what the extrapolation multiplies a measured mean by.
+    at three.  ``shared`` (what the runner does, :mod:`pgbench.reuse`): a layer's
+    presets with the same (n, k) are one computation, counted once; else every
+    (layer, preset) counts.  This is what the extrapolation multiplies a measured
+    mean by.
     """
     from pgbench import checkpoints  # noqa: PLC0415
 
@@ -217,9 +223,10 @@ def workload_counts(shape: str) -> dict[tuple[str, int, int], int]:
         t = checkpoints.layer_type(name.removesuffix(".weight"), "roberta") if len(dims) == 2 else None
         if t is None:
             continue
-        for preset in PAPER_PRESETS:
-            config = checkpoints.PRESETS[preset][t]
-            counts[(t, dims[0] * dims[1] // config.block_size, config.n_centroids)] += 1
+        work = [(t, dims[0] * dims[1] // checkpoints.PRESETS[p][t].block_size, checkpoints.PRESETS[p][t].n_centroids)
+                for p in PAPER_PRESETS]
+        for w in (dict.fromkeys(work) if shared else work):
+            counts[w] += 1
     return dict(counts)
 
 
@@ -227,8 +234,9 @@ def summarise(rows: list[dict], shape: str, jobs: int) -> dict:
     """Per-method split, embedding apart, per workload, and the extrapolation to the whole suite.
 
     The extrapolation: per method, the mean CPU seconds of each measured workload
-    (layer type, n, k) times the number of the suite's data sets with that workload
-    (:func:`workload_counts`), summed; divided by ``jobs`` for the wall time.
+    (layer type, n, k) times the number of distinct computations of that workload
+    (:func:`workload_counts`, shared), summed; divided by ``jobs`` for the wall time.
+    Copies (``reused_from``) count in ``cases``, never in the seconds.
     Workloads with no measured case are listed under ``missing`` and count 0;
     ``error`` and ``timeout`` rows (a run stopped early) are counted, not timed.
     """
@@ -238,7 +246,8 @@ def summarise(rows: list[dict], shape: str, jobs: int) -> dict:
     by_cell: dict[tuple, list[float]] = defaultdict(list)
     for r in rows:
         by_method[r["method"]].append(r)
-        by_cell[(r["method"], r["layer_type"], r["n"], r["k"])].append(r["seconds_total"] or 0.0)
+        if not r.get("reused_from"):
+            by_cell[(r["method"], r["layer_type"], r["n"], r["k"])].append(r["seconds_total"] or 0.0)
     emb = [r for r in rows if r["layer_type"] == "embedding"]
     counts = workload_counts(shape)
     methods = sorted(by_method)
@@ -325,10 +334,10 @@ def _print(s: dict) -> None:
                  f"peak RSS {s['peak_rss_tree_bytes'] / gb:.2f} GB (tree), "
                  f"{s['max_rss_one_process_bytes'] / gb:.2f} GB (one process)")
     print(f"{head}; load {s['loadavg_before']}")
-    print(f"{'method':16s} {'cases':>5s} {'cpu s':>9s} " + " ".join(f"{p:>11s}" for p in PHASES))
+    print(f"{'method':16s} {'cases':>5s} {'ran':>5s} {'cpu s':>9s} " + " ".join(f"{p:>11s}" for p in PHASES))
     for m, v in s["per_method"].items():
         phases = " ".join(f"{v[f'seconds_{p}']:11.1f}" for p in PHASES)
-        print(f"{m:16s} {v['cases']:5d} {v['cpu_seconds']:9.1f} {phases}")
+        print(f"{m:16s} {v['cases']:5d} {v['computed']:5d} {v['cpu_seconds']:9.1f} {phases}")
     for m, v in s["embedding"].items():
         print(f"  embedding {m:16s} {v['cases']:3d} cases {v['cpu_seconds']:8.1f} cpu s")
     x = s["extrapolated"]

@@ -30,28 +30,33 @@ def _row(method, layer_type, n, k, seconds):
 
 
 def test_workloads_of_the_paper_suite():
-    counts = ps.workload_counts("roberta-base")
+    counts = ps.workload_counts("roberta-base", shared=False)
     assert sum(counts.values()) == 73 * 4 == 292
     assert counts[("attn_q", 768 * 768 // 4, 3072)] == 12 * 4          # b = 4 at every preset
     assert counts[("fc1", 3072 * 768 // 4, 3072)] == 12 * 3
     assert counts[("fc1", 3072 * 768 // 16, 3072)] == 12
     assert counts[("embedding", 50_265 * 768 // 4, 768)] == 1
     assert counts[("embedding", 50_265 * 768 // 8, 768)] == 3
+    shared = ps.workload_counts("roberta-base")                        # one computation per (layer, n, k)
+    assert sum(shared.values()) * 7 == 686
+    assert shared[("attn_q", 768 * 768 // 4, 3072)] == 12 and shared[("fc1", 3072 * 768 // 4, 3072)] == 12
+    assert shared[("embedding", 50_265 * 768 // 8, 768)] == 1
 
 
 def test_summary_extrapolates_per_method_and_workload():
     q, fc1 = 768 * 768 // 4, 3072 * 768 // 4
-    rows = [_row("a", "attn_q", q, 3072, 2.0), _row("a", "attn_q", q, 3072, 4.0),   # mean 3 x 48
+    rows = [_row("a", "attn_q", q, 3072, 2.0), _row("a", "attn_q", q, 3072, 4.0),   # mean 3 x 12
+            {**_row("a", "attn_q", q, 3072, 4.0), "reused_from": "x"},                # a copy: not timed
             _row("a", "embedding", 50_265 * 192, 768, 10.0),                          # 10 x 1
-            _row("b", "fc1", fc1, 3072, 1.0)]                                         # 1 x 36
+            _row("b", "fc1", fc1, 3072, 1.0)]                                         # 1 x 12
     s = ps.summarise(rows, "roberta-base", jobs=2)
-    assert s["per_method"]["a"]["cases"] == 3
+    assert s["per_method"]["a"]["cases"] == 4 and s["per_method"]["a"]["computed"] == 3
     assert s["per_method"]["a"]["cpu_seconds"] == 16.0
     assert s["per_method"]["a"]["seconds_init"] == 3.0
     assert s["embedding"]["a"]["cases"] == 1 and s["embedding"]["a"]["cpu_seconds"] == 10.0
     x = s["extrapolated"]
-    assert x["cpu_seconds_by_method"] == {"a": 3 * 48 + 10.0, "b": 36.0}
-    assert x["cpu_seconds"] == 190.0 and x["wall_seconds_at_jobs"] == 95.0
+    assert x["cpu_seconds_by_method"] == {"a": 3 * 12 + 10.0, "b": 12.0}
+    assert x["cpu_seconds"] == 58.0 and x["wall_seconds_at_jobs"] == 29.0
     assert "b|attn_q|n=147456|k=3072" in x["missing"] and "a|attn_q|n=147456|k=3072" not in x["missing"]
 
 
