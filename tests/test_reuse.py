@@ -162,3 +162,13 @@ def test_copy_case_checks_its_columns_and_copies_once(tmp_path, ckpt):
         assert store.copy_case(first, {"case_id": "c", "reused_from": first}) is True
         assert store.copy_case(first, {"case_id": "c", "reused_from": first}) is False
         assert store.copy_case("absent", {"case_id": "d"}) is False
+
+
+def test_every_case_field_is_in_the_work_key_or_a_copys_own():
+    from pgbench import schema
+    from pgbench.case import Case
+
+    in_key = set(schema.ID_FIELDS) | set(schema.OPTIONAL_ID_FIELDS) | {"n", "d", "timeout", "repeats"}
+    not_stored = {"source_label", "imports"}          # neither hashed into the case id nor a column
+    fields = {f.name for f in dataclasses.fields(Case)}
+    assert fields - in_key - set(reuse.OWN_FIELDS) - not_stored == set()
