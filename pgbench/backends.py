@@ -146,6 +146,8 @@ class DirectAssign:
     #: from this dimension on, a screen by the expanded formula (:meth:`_screened`) beats the full
     #: computation (d = 16, k = 3072: 25 against 38 us per point; d = 8: 22 against 19, so not there)
     SCREEN_MIN_DIM = 16
+    #: bytes of the (rows, k) lower-bound block of :meth:`_screened` (within a 1 MB L2 cache)
+    SCREEN_CHUNK_BYTES = 2**18
 
     def __init__(self, X: torch.Tensor):
         self.source = X
@@ -199,36 +201,62 @@ class DirectAssign:
         return labels, ((X - C[labels]) ** 2).sum(1)
 
     def _screened(self, X: torch.Tensor, C: torch.Tensor):
-        """d > 4: screen every centroid with the expanded formula and a bound on its rounding.
+        """d > 4: one GEMM gives a lower bound on every squared distance; the two smallest settle a point.
 
-        With g = 4 (2d + 4) float32 units, the expanded value e_j = ||c_j||^2 - 2 x.c_j
-        + ||x||^2 is within g (||x||^2 + ||c_j||^2) of ||x - c_j||^2, and a float32
-        direct distance within a relative 4 (d + 4) units of ||x - c_j||.  A centroid
-        whose lower bound exceeds the smallest upper bound (widened by the direct
-        rounding) cannot be the direct argmin; where one centroid is left it is the
-        answer, elsewhere :func:`direct_assign` decides over all k.
+        Notation: u = 2^-24, s_j = ||c_j||^2 and D_j = ||x - c_j||^2 exactly, g = 4 (2d + 4) u.
+        The GEMM computes l_j = fl(b_j - 2 x.c_j) with the bias b_j = fl(fl(s_j) (1 - g)):
+        b_j is within (d + 2) u s_j of s_j (1 - g), and the dot product of d + 1 terms is
+        within (d + 1) u (b_j + x^2 + s_j) of its exact value (2 |x_i c_ji| <= x_i^2 + c_ji^2,
+        any summation order or FMA), so |l_j - (D_j - x^2 - g s_j)| <= (3d + 4) u s_j
+        + (d + 1) u x^2 (to first order).  Since (3d + 4) u <= g, with x^2 in float64:
+          L_j = l_j + x^2 (1 - g) <= D_j                         (a lower bound, one per centroid)
+          U_a = l_a + 2 g s_a + x^2 (1 + g) >= D_a               (an upper bound for centroid a)
+        A float32 direct distance is within a relative delta = (d + 4) u of sqrt(D_j), so
+        where a is an argmin of l and every other l_j gives L_j > U_a (1 + 16 delta) (four
+        times the (1 + delta)^2 / (1 - delta)^2 needed), a's direct distance is strictly
+        below every other one: a is the direct argmin, with no tie.  The other l_j are all
+        >= l_(2), the second smallest (the row with a masked), so one test per row,
+        L_(2) > U_a (1 + 16 delta), certifies it; it is done in float64 on (rows,) vectors,
+        whose rounding (1e-16 relative) the slack of g over (3d + 4) u absorbs.  Two equal
+        smallest l never pass.  The rest go to :func:`direct_assign` over all k.  The bounds
+        are relative: like the k-d tree's, they assume float32 values in the normal range
+        (no underflow), and rows with x^2 or centroids with s_j above 2^100 are not screened.
+
+        Why this shape: the previous screen made about six passes over each (rows, k) block
+        (e + slack, min, subtract, compare, count, argmax); folding the slack into the GEMM's
+        bias leaves three (GEMM, min with index, min with the argmin masked), in a block of
+        ``SCREEN_CHUNK_BYTES`` that stays in a 1 MB L2 cache.
         """
         n, d = X.shape
         k = C.shape[0]
-        gamma = 4.0 * (2 * d + 4) * 2.0 ** -24
-        widen = 1.0 + 4.0 * 4.0 * (d + 4) * 2.0 ** -24
+        u = 2.0 ** -24
+        gamma = 4.0 * (2 * d + 4) * u
+        widen = 1.0 + 16.0 * (d + 4) * u
         c2 = (C * C).sum(1)
-        ct = (-2.0 * C).t().contiguous()
-        slack = gamma * c2                                                    # (k,)
-        labels = torch.empty(n, dtype=torch.int64, device=X.device)
-        unsure = []
-        rows = max(64, _CHUNK_BYTES["cpu"] // (max(k, 1) * X.element_size()))
+        if not bool(c2.max() < 2.0 ** 100):
+            self.last_counts = {"screened": 0, "full": n}
+            return direct_assign(X, C)
+        bias = c2 * (1.0 - gamma)                                             # (k,) float32
+        ct = (-2.0 * C).t().contiguous()                                      # (d, k)
+        slack_up = (2.0 * gamma * c2.double()).numpy()                       # (k,) float64
+        labels = np.empty(n, dtype=np.int64)
+        sure = np.empty(n, dtype=bool)
+        rows = max(16, self.SCREEN_CHUNK_BYTES // (max(k, 1) * X.element_size()))
+        buf = torch.empty((min(rows, n), k), dtype=X.dtype)
         for start in range(0, n, rows):
             x = X[start:start + rows]
-            x2 = (x * x).sum(1)
-            e = torch.addmm(c2, x, ct)                                        # (r, k), without ||x||^2
-            upper = (e + slack).min(1).values + x2 * (1 + gamma)              # >= the smallest ||x - c||^2
-            e.sub_(slack)                                                     # lower bounds, less ||x||^2 (1 - g)
-            keep = e <= (upper * widen - x2 * (1 - gamma))[:, None]
-            count = keep.sum(1)
-            labels[start:start + rows] = keep.to(torch.uint8).argmax(1)
-            unsure.append(torch.nonzero(count != 1).flatten() + start)
-        full = torch.cat(unsure)
+            r = x.shape[0]
+            low = torch.addmm(bias, x, ct, out=buf[:r]).numpy()               # l_j, (r, k)
+            a = low.argmin(1)                                                 # numpy's is vectorised, torch's not
+            first = low[np.arange(r), a].astype(np.float64)
+            low[np.arange(r), a] = np.inf
+            second = low.min(1).astype(np.float64)
+            x2 = (x.double() ** 2).sum(1).numpy()
+            upper = (first + slack_up[a] + x2 * (1.0 + gamma)) * widen
+            sure[start:start + r] = (second + x2 * (1.0 - gamma) > upper) & (x2 < 2.0 ** 100)
+            labels[start:start + r] = a
+        labels = torch.from_numpy(labels)
+        full = torch.from_numpy(np.flatnonzero(~sure))
         if full.numel():
             labels[full] = direct_assign(X[full], C)[0]
         self.last_counts = {"screened": int(n - full.numel()), "full": int(full.numel())}
