@@ -10,9 +10,10 @@ centroids), in row chunks (:func:`direct_assign`).  It is the only one that does
 not lose the small differences the expanded formula cancels: fairseq's +-1e-6
 splits of centroids far from the origin are decided as fairseq decides them.  On
 a CPU with float32 data, :class:`DirectAssign` gives the same output bitwise
-several times faster (a float64 k-d tree's two nearest centroids where their gap
-certifies the answer, :func:`direct_assign` at near ties, and an update of the
-previous labels when only a few centroids moved, as in fairseq's rounds).  Ties go to the lowest centroid index in all
+several times faster (a float64 k-d tree's two nearest centroids, d <= 4, or one
+GEMM of lower bounds, d > 4, where the gap certifies the answer, :func:`direct_assign`
+at near ties, and an update of the previous labels when only a few centroids moved,
+as in fairseq's rounds).  Ties go to the lowest centroid index in all
 three (argmin / faiss ordering).
 
 Default per device (measured on a 589,824 x 4, k=3072 layer-shaped set on a
@@ -128,26 +129,36 @@ class DirectAssign:
     a tie than that (a fairseq split's +-eps pair, duplicate centroids) get
     :func:`direct_assign` over all k centroids, so its lowest-index rule decides.
 
-    Measured on 589,824 x 4, k = 3072, one thread: about 5 us per point against
-    about 25-40 for :func:`direct_assign`.  Above d = 4 (``TREE_MAX_DIM``) the tree
-    loses to the full computation, which is then used, up to d = 16, where a
-    screen by the expanded formula with a rounding bound takes over
-    (:meth:`_screened`); the incremental update of fairseq's rounds (only a few
-    centroids moved) works at every d.  float64 data, non-finite centroids or a
-    missing scipy go to :func:`direct_assign` itself.  ``last_counts`` says how many
-    points the tree settled and how many went to the full computation.
+    Above d = 4 (``TREE_MAX_DIM``) the tree loses, and a screen takes over
+    (``SCREEN_MIN_DIM``, :meth:`_screened`): one GEMM gives a certified lower bound on
+    every squared distance, and the two smallest settle a point.  The incremental
+    update of fairseq's rounds (only a few centroids moved) works at every d.
+    float64 data, non-finite centroids or a missing scipy go to :func:`direct_assign`
+    itself.  ``last_counts`` says how many points the tree or the screen settled and
+    how many went to the full computation.
+
+    Measured, one thread, k-means-like centroids (4 Lloyd steps on a sample of
+    ``synthetic.layer_subvectors``), min of 3, us per point, fast path against
+    :func:`direct_assign` (or the previous screen at d = 16):
+    1M x 8, k = 768: 0.63 against 5.1 (8.1x; with 5 % of the centroids fairseq
+    +-1e-6 split pairs, 3 % of the points go to the full computation: 0.67 against
+    6.3); 147,456 x 16, k = 3072: 5.3 against 14.2 with the previous screen (2.7x);
+    589,824 x 4, k = 3072 (tree, unchanged): 1.8.
     """
 
     #: at most this many moved centroids since the previous call: update the previous labels instead
     INCREMENTAL_MAX = 8
-    #: above this dimension the k-d tree is slower than the full computation (d = 8, k = 3072, one
-    #: thread: 69 against 54 us per point; d = 4: 5 against 25-40), so the full one is used
+    #: above this dimension the k-d tree loses to the screen (d = 8, k = 3072, one thread: 69 us per
+    #: point for the tree); at d = 4 the tree wins at k = 3072 (1.8 against 2.9 us per point for the
+    #: screen) but not at k = 768 (2.1 against 0.8)
     TREE_MAX_DIM = 4
-    #: from this dimension on, a screen by the expanded formula (:meth:`_screened`) beats the full
-    #: computation (d = 16, k = 3072: 25 against 38 us per point; d = 8: 22 against 19, so not there)
-    SCREEN_MIN_DIM = 16
-    #: bytes of the (rows, k) lower-bound block of :meth:`_screened` (within a 1 MB L2 cache)
-    SCREEN_CHUNK_BYTES = 2**18
+    #: from this dimension on, the screen (:meth:`_screened`) is used instead of the full computation
+    #: (us per point against direct_assign, one thread: d = 5, k = 768: 0.94 against 4.6; d = 5,
+    #: k = 3072: 4.4 against 20; d = 8, k = 3072: 3.0 against 15.4; d = 8, k = 768: 0.63 against 5.1)
+    SCREEN_MIN_DIM = 5
+    #: bytes of the (rows, k) lower-bound block of :meth:`_screened`: 4 MB (in L3; 128 KB to 8 MB
+    #: measured, per-block overhead and GEMM efficiency favour the larger ones up to 2-4 MB)
+    SCREEN_CHUNK_BYTES = 2**22
 
     def __init__(self, X: torch.Tensor):
         self.source = X
@@ -224,8 +235,9 @@ class DirectAssign:
 
         Why this shape: the previous screen made about six passes over each (rows, k) block
         (e + slack, min, subtract, compare, count, argmax); folding the slack into the GEMM's
-        bias leaves three (GEMM, min with index, min with the argmin masked), in a block of
-        ``SCREEN_CHUNK_BYTES`` that stays in a 1 MB L2 cache.
+        bias leaves three: the GEMM, numpy's argmin (vectorised; torch's ``min(1)`` with
+        indices is not, 1.1 us per point at k = 768 against 0.09) and numpy's min with the
+        argmin masked, in blocks of ``SCREEN_CHUNK_BYTES``.
         """
         n, d = X.shape
         k = C.shape[0]
