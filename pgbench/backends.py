@@ -10,9 +10,10 @@ centroids), in row chunks (:func:`direct_assign`).  It is the only one that does
 not lose the small differences the expanded formula cancels: fairseq's +-1e-6
 splits of centroids far from the origin are decided as fairseq decides them.  On
 a CPU with float32 data, :class:`DirectAssign` gives the same output bitwise
-several times faster (a float64 k-d tree's two nearest centroids where their gap
-certifies the answer, :func:`direct_assign` at near ties, and an update of the
-previous labels when only a few centroids moved, as in fairseq's rounds).  Ties go to the lowest centroid index in all
+several times faster (a float64 k-d tree's two nearest centroids, d <= 4, or one
+GEMM of lower bounds, d > 4, where the gap certifies the answer, :func:`direct_assign`
+at near ties, and an update of the previous labels when only a few centroids moved,
+as in fairseq's rounds).  Ties go to the lowest centroid index in all
 three (argmin / faiss ordering).
 
 Default per device (measured on a 589,824 x 4, k=3072 layer-shaped set on a
@@ -128,24 +129,39 @@ class DirectAssign:
     a tie than that (a fairseq split's +-eps pair, duplicate centroids) get
     :func:`direct_assign` over all k centroids, so its lowest-index rule decides.
 
-    Measured on 589,824 x 4, k = 3072, one thread: about 5 us per point against
-    about 25-40 for :func:`direct_assign`.  Above d = 4 (``TREE_MAX_DIM``) the tree
-    loses to the full computation, which is then used, up to d = 16, where a
-    screen by the expanded formula with a rounding bound takes over
-    (:meth:`_screened`); the incremental update of fairseq's rounds (only a few
-    centroids moved) works at every d.  float64 data, non-finite centroids or a
-    missing scipy go to :func:`direct_assign` itself.  ``last_counts`` says how many
-    points the tree settled and how many went to the full computation.
+    Above d = 4 (``TREE_MAX_DIM``) the tree loses, and a screen takes over
+    (``SCREEN_MIN_DIM``, :meth:`_screened`): one GEMM gives a certified lower bound on
+    every squared distance, and the two smallest settle a point.  The incremental
+    update of fairseq's rounds (only a few centroids moved) works at every d.
+    float64 data, non-finite centroids or a missing scipy go to :func:`direct_assign`
+    itself.  ``last_counts`` says how many points the tree or the screen settled and
+    how many went to the full computation.
+
+    Measured, one thread, k-means-like centroids (4 Lloyd steps on a sample of
+    ``synthetic.layer_subvectors``), min of 3, us per point, fast path against
+    :func:`direct_assign` (or the previous screen at d = 16):
+    1M x 8, k = 768: 0.63 against 5.1 (8.1x; with 5 % of the centroids fairseq
+    +-1e-6 split pairs, 3 % of the points go to the full computation: 0.67 against
+    6.3); 147,456 x 16, k = 3072: 2.6 against 15.2 with the previous screen (5.8x;
+    with the splits 4.2 against 16.7); 589,824 x 4, k = 3072 (tree, unchanged): 1.6-1.8.
+    A whole fairseq k-means of the 147,456 x 16 set (k = 3072, 15 iterations, one
+    thread) took 6.5-8.3 s against 45-49 s, with the same labels, centroids and rounds.
+    The machine is shared (2 cores): runs vary by up to 2x; these are the quieter ones.
     """
 
     #: at most this many moved centroids since the previous call: update the previous labels instead
     INCREMENTAL_MAX = 8
-    #: above this dimension the k-d tree is slower than the full computation (d = 8, k = 3072, one
-    #: thread: 69 against 54 us per point; d = 4: 5 against 25-40), so the full one is used
+    #: above this dimension the k-d tree loses to the screen (d = 8, k = 3072, one thread: 69 us per
+    #: point for the tree); at d = 4 the tree wins at k = 3072 (1.8 against 2.9 us per point for the
+    #: screen) but not at k = 768 (2.1 against 0.8)
     TREE_MAX_DIM = 4
-    #: from this dimension on, a screen by the expanded formula (:meth:`_screened`) beats the full
-    #: computation (d = 16, k = 3072: 25 against 38 us per point; d = 8: 22 against 19, so not there)
-    SCREEN_MIN_DIM = 16
+    #: from this dimension on, the screen (:meth:`_screened`) is used instead of the full computation
+    #: (us per point against direct_assign, one thread: d = 5, k = 768: 0.94 against 4.6; d = 5,
+    #: k = 3072: 4.4 against 20; d = 8, k = 3072: 3.0 against 15.4; d = 8, k = 768: 0.63 against 5.1)
+    SCREEN_MIN_DIM = 5
+    #: bytes of the (rows, k) lower-bound block of :meth:`_screened`: 4 MB (in L3; 128 KB to 8 MB
+    #: measured, per-block overhead and GEMM efficiency favour the larger ones up to 2-4 MB)
+    SCREEN_CHUNK_BYTES = 2**22
 
     def __init__(self, X: torch.Tensor):
         self.source = X
@@ -199,36 +215,63 @@ class DirectAssign:
         return labels, ((X - C[labels]) ** 2).sum(1)
 
     def _screened(self, X: torch.Tensor, C: torch.Tensor):
-        """d > 4: screen every centroid with the expanded formula and a bound on its rounding.
+        """d > 4: one GEMM gives a lower bound on every squared distance; the two smallest settle a point.
 
-        With g = 4 (2d + 4) float32 units, the expanded value e_j = ||c_j||^2 - 2 x.c_j
-        + ||x||^2 is within g (||x||^2 + ||c_j||^2) of ||x - c_j||^2, and a float32
-        direct distance within a relative 4 (d + 4) units of ||x - c_j||.  A centroid
-        whose lower bound exceeds the smallest upper bound (widened by the direct
-        rounding) cannot be the direct argmin; where one centroid is left it is the
-        answer, elsewhere :func:`direct_assign` decides over all k.
+        Notation: u = 2^-24, s_j = ||c_j||^2 and D_j = ||x - c_j||^2 exactly, g = 4 (2d + 4) u.
+        The GEMM computes l_j = fl(b_j - 2 x.c_j) with the bias b_j = fl(fl(s_j) (1 - g)):
+        b_j is within (d + 2) u s_j of s_j (1 - g), and the dot product of d + 1 terms is
+        within (d + 1) u (b_j + x^2 + s_j) of its exact value (2 |x_i c_ji| <= x_i^2 + c_ji^2,
+        any summation order or FMA), so |l_j - (D_j - x^2 - g s_j)| <= (3d + 4) u s_j
+        + (d + 1) u x^2 (to first order).  Since (3d + 4) u <= g, with x^2 in float64:
+          L_j = l_j + x^2 (1 - g) <= D_j                         (a lower bound, one per centroid)
+          U_a = l_a + 2 g s_a + x^2 (1 + g) >= D_a               (an upper bound for centroid a)
+        A float32 direct distance is within a relative delta = (d + 4) u of sqrt(D_j), so
+        where a is an argmin of l and every other l_j gives L_j > U_a (1 + 16 delta) (four
+        times the (1 + delta)^2 / (1 - delta)^2 needed), a's direct distance is strictly
+        below every other one: a is the direct argmin, with no tie.  The other l_j are all
+        >= l_(2), the second smallest (the row with a masked), so one test per row,
+        L_(2) > U_a (1 + 16 delta), certifies it; it is done in float64 on (rows,) vectors,
+        whose rounding (1e-16 relative) the slack of g over (3d + 4) u absorbs.  Two equal
+        smallest l never pass.  The rest go to :func:`direct_assign` over all k.  The bounds
+        are relative: like the k-d tree's, they assume float32 values in the normal range
+        (no underflow), and rows with x^2 or centroids with s_j above 2^100 are not screened.
+
+        Why this shape: the previous screen made about six passes over each (rows, k) block
+        (e + slack, min, subtract, compare, count, argmax); folding the slack into the GEMM's
+        bias leaves three: the GEMM, numpy's argmin (vectorised; torch's ``min(1)`` with
+        indices is not, 1.1 us per point at k = 768 against 0.09) and numpy's min with the
+        argmin masked, in blocks of ``SCREEN_CHUNK_BYTES``.
         """
         n, d = X.shape
         k = C.shape[0]
-        gamma = 4.0 * (2 * d + 4) * 2.0 ** -24
-        widen = 1.0 + 4.0 * 4.0 * (d + 4) * 2.0 ** -24
+        u = 2.0 ** -24
+        gamma = 4.0 * (2 * d + 4) * u
+        widen = 1.0 + 16.0 * (d + 4) * u
         c2 = (C * C).sum(1)
-        ct = (-2.0 * C).t().contiguous()
-        slack = gamma * c2                                                    # (k,)
-        labels = torch.empty(n, dtype=torch.int64, device=X.device)
-        unsure = []
-        rows = max(64, _CHUNK_BYTES["cpu"] // (max(k, 1) * X.element_size()))
+        if not bool(c2.max() < 2.0 ** 100):
+            self.last_counts = {"screened": 0, "full": n}
+            return direct_assign(X, C)
+        bias = c2 * (1.0 - gamma)                                             # (k,) float32
+        ct = (-2.0 * C).t().contiguous()                                      # (d, k)
+        slack_up = (2.0 * gamma * c2.double()).numpy()                       # (k,) float64
+        labels = np.empty(n, dtype=np.int64)
+        sure = np.empty(n, dtype=bool)
+        rows = max(16, self.SCREEN_CHUNK_BYTES // (max(k, 1) * X.element_size()))
+        buf = torch.empty((min(rows, n), k), dtype=X.dtype)
         for start in range(0, n, rows):
             x = X[start:start + rows]
-            x2 = (x * x).sum(1)
-            e = torch.addmm(c2, x, ct)                                        # (r, k), without ||x||^2
-            upper = (e + slack).min(1).values + x2 * (1 + gamma)              # >= the smallest ||x - c||^2
-            e.sub_(slack)                                                     # lower bounds, less ||x||^2 (1 - g)
-            keep = e <= (upper * widen - x2 * (1 - gamma))[:, None]
-            count = keep.sum(1)
-            labels[start:start + rows] = keep.to(torch.uint8).argmax(1)
-            unsure.append(torch.nonzero(count != 1).flatten() + start)
-        full = torch.cat(unsure)
+            r = x.shape[0]
+            low = torch.addmm(bias, x, ct, out=buf[:r]).numpy()               # l_j, (r, k)
+            a = low.argmin(1)                                                 # numpy's is vectorised, torch's not
+            first = low[np.arange(r), a].astype(np.float64)
+            low[np.arange(r), a] = np.inf
+            second = low.min(1).astype(np.float64)
+            x2 = (x.double() ** 2).sum(1).numpy()
+            upper = (first + slack_up[a] + x2 * (1.0 + gamma)) * widen
+            sure[start:start + r] = (second + x2 * (1.0 - gamma) > upper) & (x2 < 2.0 ** 100)
+            labels[start:start + r] = a
+        labels = torch.from_numpy(labels)
+        full = torch.from_numpy(np.flatnonzero(~sure))
         if full.numel():
             labels[full] = direct_assign(X[full], C)[0]
         self.last_counts = {"screened": int(n - full.numel()), "full": int(full.numel())}

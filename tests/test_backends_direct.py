@@ -102,15 +102,48 @@ def test_without_scipy_it_is_direct_assign(monkeypatch):
     assert fast.last_counts == {"tree": 0, "full": 2000}
 
 
-def test_above_four_dimensions_full_calls_and_incremental_rounds():
+def test_above_four_dimensions_screened_and_incremental_rounds():
     X = synthetic.layer_subvectors(3_000, 8, seed=7)
     C = X[:100].clone()
     fast = backends.DirectAssign(X)
     _same(fast, X, C)
-    assert fast.last_counts == {"tree": 0, "full": 3000}
+    assert fast.last_counts["screened"] > 2_900 and fast.last_counts["screened"] + fast.last_counts["full"] == 3000
     C[3] = C[4] + 1e-6
     _same(fast, X, C)
     assert fast.last_counts["incremental"] == 3000
+
+
+def test_screen_hand_checked_ties_and_a_clear_winner():
+    X = torch.tensor([[0.0] * 8, [1.0] * 8, [0.5] * 8, [3.0] * 8])
+    C = torch.tensor([[1.0] * 8, [0.0] * 8, [1.0] * 8, [3.0] * 8])          # 0 and 2 coincide; x2 is halfway
+    fast = backends.DirectAssign(X)
+    labels = _same(fast, X, C)
+    assert labels.tolist() == [1, 0, 0, 3]
+    assert fast.last_counts == {"screened": 2, "full": 2}      # x1 (duplicate centroids) and x2 (halfway)
+
+
+def test_screen_sends_fairseq_splits_to_the_full_computation():
+    X = synthetic.layer_subvectors(5_000, 8, seed=9)
+    g = torch.Generator().manual_seed(9)
+    C = X[torch.randperm(5_000, generator=g)[:200]].clone()
+    e = 1e-6 * torch.randn(8, generator=g)
+    C[10], C[12] = C[12] + e, C[12] - e                           # fairseq's split of 12 into 10 and 12
+    fast = backends.DirectAssign(X)
+    _same(fast, X, C)
+    assert 0 < fast.last_counts["full"] < 500
+
+
+def test_screen_huge_values_fall_back_to_direct_assign():
+    X = torch.tensor([[1e30] * 8, [0.0] * 8, [1e30] * 7 + [0.0]])
+    C = torch.tensor([[1e30] * 8, [1.0] * 8])                      # ||c||^2 overflows float32
+    fast = backends.DirectAssign(X)
+    assert _same(fast, X, C).tolist() == [0, 1, 0]
+    assert fast.last_counts == {"screened": 0, "full": 3}
+    Y = torch.tensor([[1e30] * 8, [0.0] * 8])                      # only a point is huge
+    C = torch.tensor([[1.0] * 8, [2.0] * 8])
+    fast = backends.DirectAssign(Y)
+    assert _same(fast, Y, C).tolist() == [0, 0]                    # both distances overflow: a tie at inf
+    assert fast.last_counts == {"screened": 1, "full": 1}
 
 
 def test_sixteen_dimensions_screened_by_the_expanded_formula():
@@ -133,3 +166,22 @@ def test_property_screened_equal_to_direct_assign(n, k, seed, scale):
     X = torch.randn(n, 16, generator=g) * scale + scale
     C = X[torch.randint(0, n, (k,), generator=g)].clone() + 1e-6 * scale
     _same(backends.DirectAssign(X), X, C)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(2, 300), k=st.integers(2, 40), d=st.integers(5, 17), seed=st.integers(0, 2**16),
+       scale=st.sampled_from([1e-3, 0.04, 1.0, 50.0]), offset=st.sampled_from([0.0, 1.0, 30.0]),
+       splits=st.integers(0, 5), small_blocks=st.booleans())
+def test_property_screen_with_fairseq_splits_equal_to_direct_assign(n, k, d, seed, scale, offset, splits,
+                                                                  small_blocks):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=g) * scale + offset
+    C = X[torch.randint(0, n, (k,), generator=g)].clone()
+    for _ in range(splits):                     # fairseq's split: c_m +- eps, near ties for c_m's points
+        t, m = torch.randint(0, k, (2,), generator=g).tolist()
+        e = 1e-6 * torch.randn(d, generator=g)
+        C[t], C[m] = C[m] + e, C[m] - e
+    fast = backends.DirectAssign(X)
+    if small_blocks:                            # blocks of the 16-row minimum, a last partial one
+        fast.SCREEN_CHUNK_BYTES = 1
+    _same(fast, X, C)
