@@ -49,6 +49,7 @@ LEAF_SIZE = 16            # target points per leaf (at least this many)
 LEAVES_PER_BLOCK = 16     # leaves per block (a k-d subtree), at most
 REFRESH = 4               # steps between box refreshes
 CHUNK_FLOATS = 1 << 22    # gathered floats per evaluation chunk (bounds memory in early steps)
+DENSE_CHUNK = 8192        # points per chunk in dense mode (a (trials, chunk) block stays in cache)
 F64 = torch.float64
 
 
@@ -282,30 +283,64 @@ class _Pruned(_Points):
 
 
 class _Dense(_Points):
-    """Dense mode: one (trials, m) block of squared distances per step."""
+    """Dense mode: every candidate against every point, chunk by chunk (see ``step``)."""
 
     def __init__(self, X, w, order, levels, trials):
         super().__init__(X, w, order, levels, trials)
+        m, SB = self.ws.numel(), self.mass.shape[1]
         self.xx = (self.xs * self.xs).sum(1)                              # (m,)
         self.xt = self.xs.t()
-        self.D2 = torch.empty_like(self.ws)
+        # unit weights (padding aside): D2 of padding is kept at 0, so w * D2 is D2 itself
+        self.unit_weights = bool((w == 1).all())
+        self.D2 = self.mass.view(-1) if self.unit_weights else torch.empty_like(self.ws)
         self.mass_flat = self.mass.view(-1)
+        self.chunk = SB * max(1, DENSE_CHUNK // SB)                       # whole blocks per chunk
+        self.spans = [(a, min(a + self.chunk, m)) for a in range(0, m, self.chunk)]
+        # each chunk's (trials, points) distances, kept until the winner is known
+        self.dist = [X.new_empty((trials, b - a)) for a, b in self.spans]
+        self.scratch = {e.shape[1]: torch.empty_like(e) for e in self.dist}   # gains, by chunk width
+        self.gain_part = X.new_empty((trials,), dtype=F64)
+        self.zero = X.new_zeros(())
 
     def _sqdist(self, C: torch.Tensor) -> torch.Tensor:
         return torch.addmm(self.xx, C, self.xt, alpha=-2).add_((C * C).sum(1, keepdim=True)).clamp_(min=0)
 
     def _set(self, D2: torch.Tensor) -> None:
+        if self.unit_weights:
+            D2.masked_fill_(self.ws == 0, 0)
         self.D2.copy_(D2)
-        torch.mul(self.D2, self.ws, out=self.mass_flat)
+        if not self.unit_weights:
+            torch.mul(self.D2, self.ws, out=self.mass_flat)
         torch.sum(self.mass, 1, dtype=F64, out=self.block_mass)
 
     def start(self, first: torch.Tensor) -> None:
         self._set(self._sqdist(self.xs.index_select(0, first))[0])
 
     def step(self, cand: torch.Tensor) -> torch.Tensor:
-        dd = self._sqdist(self.xs.index_select(0, cand))                  # (T, m)
-        self.n_distance_evals += dd.numel()
-        gain = (self.D2 - dd).clamp_(min=0).mul_(self.ws).sum(1, dtype=F64)
+        """One step, the points taken ``chunk`` at a time so that a chunk's distances stay in cache.
+
+        Per chunk: e = ||x||^2 - 2 x.c (one ``addmm``, kept in ``dist``), e += ||c||^2,
+        and the gain clamp(D2 - max(e, 0), 0) computed as clamp(D2 - e, 0, D2) (the
+        same floats: D2 >= 0), times w, summed in float64 per trial.  The winner's
+        new D2 is min(D2, max(e, 0)) = clamp(e, 0, D2), from its kept rows.
+        """
+        C = self.xs.index_select(0, cand)                                 # (T, d)
+        cc = (C * C).sum(1, keepdim=True)
+        gain = torch.zeros(self.trials, dtype=F64, device=C.device)
+        for (a, b), e in zip(self.spans, self.dist):
+            torch.addmm(self.xx[a:b], C, self.xt[:, a:b], alpha=-2, out=e).add_(cc)
+            D2 = self.D2[a:b]
+            g = torch.sub(D2, e, out=self.scratch[e.shape[1]]).clamp_(min=self.zero, max=D2)
+            if not self.unit_weights:
+                g.mul_(self.ws[a:b])
+            gain.add_(torch.sum(g, 1, dtype=F64, out=self.gain_part))
+        self.n_distance_evals += self.trials * self.ws.numel()
         best = gain.argmax()
-        self._set(torch.minimum(self.D2, dd[best]))
+        t = int(best)
+        for (a, b), e in zip(self.spans, self.dist):
+            D2 = self.D2[a:b]
+            torch.clamp(e[t], min=self.zero, max=D2, out=D2)
+            if not self.unit_weights:
+                torch.mul(D2, self.ws[a:b], out=self.mass_flat[a:b])
+        torch.sum(self.mass, 1, dtype=F64, out=self.block_mass)
         return cand[best]
