@@ -28,8 +28,20 @@ cancellation), so the boxes bound the computed distances, not only the real
 ones; ``_reach`` pads the cubes to cover rounding.
 
 Dense mode (d > ``PRUNE_MAX_DIM``, where boxes prune little): every candidate
-against every point with one matrix product, ``||x||^2 - 2 x.c + ||c||^2``
-clamped at 0 (as scikit-learn computes them); positions are the original order.
+against every point by matrix products, ``||x||^2 - 2 x.c + ||c||^2`` clamped at
+0 (as scikit-learn computes them); positions are the original order.  The points
+are taken ``DENSE_CHUNK`` at a time (whole blocks), so that a chunk's (trials,
+chunk) distances are reduced to float64 per-trial gains while still in cache;
+each chunk's distances are kept until the winner is known and give its new D2 (no
+second product: recomputing one row with a 1-row product is not bitwise the row of
+the trials-row product).  Before, the whole (trials, m) block was materialised
+and then swept by about seven full passes (add, clamp, sub, clamp, mul, sum,
+minimum), memory-bound at large m.  The floats are the same as before wherever a
+chunk's product gives the same bits as the whole product (checked at d = 8 and
+16; at some odd d the BLAS rounds a sliced product differently in the last bit),
+and the float64 gain sums are added chunk by chunk (a different summation order:
+equal candidates still tie exactly, others can differ in the last bit only).
+MEASURED_DENSE
 """
 
 from __future__ import annotations
@@ -49,7 +61,7 @@ LEAF_SIZE = 16            # target points per leaf (at least this many)
 LEAVES_PER_BLOCK = 16     # leaves per block (a k-d subtree), at most
 REFRESH = 4               # steps between box refreshes
 CHUNK_FLOATS = 1 << 22    # gathered floats per evaluation chunk (bounds memory in early steps)
-DENSE_CHUNK = 8192        # points per chunk in dense mode (a (trials, chunk) block stays in cache)
+DENSE_CHUNK = 32768       # points per chunk in dense mode (a (trials, chunk) block stays in cache)
 F64 = torch.float64
 
 
@@ -290,15 +302,17 @@ class _Dense(_Points):
         m, SB = self.ws.numel(), self.mass.shape[1]
         self.xx = (self.xs * self.xs).sum(1)                              # (m,)
         self.xt = self.xs.t()
-        # unit weights (padding aside): D2 of padding is kept at 0, so w * D2 is D2 itself
-        self.unit_weights = bool((w == 1).all())
+        # D2 has w's dtype (as before).  Unit weights of X's dtype (padding aside): D2 of
+        # padding is kept at 0, so w * D2 is D2 itself and ``mass`` serves as D2.
+        self.unit_weights = w.dtype == X.dtype and bool((w == 1).all())
         self.D2 = self.mass.view(-1) if self.unit_weights else torch.empty_like(self.ws)
         self.mass_flat = self.mass.view(-1)
         self.chunk = SB * max(1, DENSE_CHUNK // SB)                       # whole blocks per chunk
         self.spans = [(a, min(a + self.chunk, m)) for a in range(0, m, self.chunk)]
         # each chunk's (trials, points) distances, kept until the winner is known
         self.dist = [X.new_empty((trials, b - a)) for a, b in self.spans]
-        self.scratch = {e.shape[1]: torch.empty_like(e) for e in self.dist}   # gains, by chunk width
+        gain_dtype = torch.promote_types(self.D2.dtype, X.dtype)          # of D2 - e, as before
+        self.scratch = {e.shape[1]: e.new_empty(e.shape, dtype=gain_dtype) for e in self.dist}
         self.gain_part = X.new_empty((trials,), dtype=F64)
         self.zero = X.new_zeros(())
 

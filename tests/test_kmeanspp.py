@@ -10,6 +10,7 @@ on data large enough for the pruning to act).
 
 import functools
 import math
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -202,6 +203,18 @@ def test_dense_mode_draws_and_chooses_as_the_reference(problem):
     u = uniforms(k, trials, seed)
     s = greedy_kmeanspp(X, w, k, trials, u, pruned=False)
     assert s.order[: X.shape[0]].tolist() == list(range(X.shape[0]))   # original order
+    assert_same_seeding(s, X, w, k, trials, u, sqdist=expanded)
+
+
+@settings(max_examples=15, deadline=None)
+@given(problems())
+def test_dense_mode_in_many_chunks_draws_and_chooses_as_the_reference(problem):
+    # one block per chunk (DENSE_CHUNK below a block), so several chunks even for a few hundred points
+    X, w, k, trials, seed = problem
+    X = widened(X)
+    u = uniforms(k, trials, seed)
+    with mock.patch.object(fast, "DENSE_CHUNK", 1):
+        s = greedy_kmeanspp(X, w, k, trials, u, pruned=False)
     assert_same_seeding(s, X, w, k, trials, u, sqdist=expanded)
 
 
