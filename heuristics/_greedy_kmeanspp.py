@@ -41,7 +41,14 @@ chunk's product gives the same bits as the whole product (checked at d = 8 and
 16; at some odd d the BLAS rounds a sliced product differently in the last bit),
 and the float64 gain sums are added chunk by chunk (a different summation order:
 equal candidates still tie exactly, others can differ in the last bit only).
-MEASURED_DENSE
+Measured (one thread, shared 2-core AMD EPYC, min of 3 interleaved wall runs,
+layer_subvectors, unit weights, same chosen centres and potential bit for bit):
+4,825,440 x 8, trials 8, first 50 centres of k = 768: 29.9 s before, 4.46 s
+after (6.7x; about 73 ms a step, so about 57 s for all 767 steps); faiss's
+k-means++ (one unweighted candidate a step) 1.43 s, ours 3.1x that.  147,456 x 16,
+k = 3072, trials 10: 18.4 s before, 14.2 s after (1.3x: there the (trials, m)
+block, 6 MB, already sat in L3 and the small-K product dominates); faiss 3.1 s.
+Chunks of 2k to 1M points were tried; 32k was fastest at both shapes.
 """
 
 from __future__ import annotations
