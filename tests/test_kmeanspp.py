@@ -10,6 +10,7 @@ on data large enough for the pruning to act).
 
 import functools
 import math
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -194,13 +195,16 @@ def test_pruned_mode_draws_and_chooses_as_the_reference(problem):
     assert_same_seeding(s, X, w, k, trials, u)
 
 
+@pytest.mark.parametrize("chunk", [fast.DENSE_CHUNK, 1], ids=["one-chunk", "chunk-per-block"])
 @settings(max_examples=15, deadline=None)
 @given(problems())
-def test_dense_mode_draws_and_chooses_as_the_reference(problem):
+def test_dense_mode_draws_and_chooses_as_the_reference(chunk, problem):
+    # chunk 1 (below a block): one block per chunk, so several chunks even for a few hundred points
     X, w, k, trials, seed = problem
     X = widened(X)
     u = uniforms(k, trials, seed)
-    s = greedy_kmeanspp(X, w, k, trials, u, pruned=False)
+    with mock.patch.object(fast, "DENSE_CHUNK", chunk):
+        s = greedy_kmeanspp(X, w, k, trials, u, pruned=False)
     assert s.order[: X.shape[0]].tolist() == list(range(X.shape[0]))   # original order
     assert_same_seeding(s, X, w, k, trials, u, sqdist=expanded)
 

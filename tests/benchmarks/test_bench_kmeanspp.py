@@ -2,7 +2,8 @@
 
 Data: ``pgbench.synthetic.layer_subvectors`` (heavy-tailed, std 0.04) at the
 attention shapes 36,864 x 4 and 147,456 x 4 and the FFN shape 589,824 x 4
-(``big``: skipped unless ``PGBENCH_BIG=1``), k = 3072, seed 0::
+(``big``: skipped unless ``PGBENCH_BIG=1``), k = 3072, seed 0; and, in the dense
+mode (d > 4), the FFN weight cut into blocks of 8 (294,912 x 8, ``big``)::
 
     OMP_NUM_THREADS=1 pytest tests/benchmarks/test_bench_kmeanspp.py --benchmark-only --benchmark-json /tmp/kpp.json
     OMP_NUM_THREADS=1 PGBENCH_BIG=1 pytest tests/benchmarks/test_bench_kmeanspp.py -m big --benchmark-only
@@ -37,6 +38,7 @@ import torch
 from test_bench_engine import Reference, big, only_if_big, only_if_cuda
 
 from pgbench import backends, registry, synthetic
+from pgbench.heuristics._greedy_kmeanspp import PRUNE_MAX_DIM
 
 K = 3072
 SEED = 0
@@ -46,9 +48,9 @@ init_kmeanspp = registry.get("init", "kmeans++")
 
 
 @functools.lru_cache(maxsize=1)
-def layer(n: int) -> tuple[torch.Tensor, np.ndarray]:
-    """X (n, 4) float32 layer sub-vectors, and X as a C-contiguous numpy array."""
-    X = synthetic.layer_subvectors(n, 4, seed=SEED)
+def layer(n: int, d: int = 4) -> tuple[torch.Tensor, np.ndarray]:
+    """X (n, d) float32 layer sub-vectors, and X as a C-contiguous numpy array."""
+    X = synthetic.layer_subvectors(n, d, seed=SEED)
     return X, np.ascontiguousarray(X.numpy())
 
 
@@ -80,8 +82,8 @@ def seed_ours(X: torch.Tensor):
                          n_local_trials=None)
 
 
-def _run(benchmark, n: int) -> None:
-    X, Xnp = layer(n)
+def _run(benchmark, n: int, d: int = 4) -> None:
+    X, Xnp = layer(n, d)
     refs = {"faiss": Reference(lambda: faiss_kmeanspp(Xnp, K)),
             "sklearn": Reference(lambda: sklearn_kmeanspp(Xnp, K))}
 
@@ -93,7 +95,7 @@ def _run(benchmark, n: int) -> None:
     out = benchmark.pedantic(seed_ours, args=(X,), setup=setup, rounds=ROUNDS, warmup_rounds=0)
     full = (K - 1) * out.info["n_local_trials"] * n
     info = benchmark.extra_info
-    info.update(n=n, d=4, k=K, device="cpu", init="kmeans++", potential=out.info["potential"],
+    info.update(n=n, d=d, k=K, device="cpu", init="kmeans++", potential=out.info["potential"],
                 n_distance_evals=out.info["n_distance_evals"], distance_fraction=out.info["n_distance_evals"] / full)
     if benchmark.stats is not None:                       # None under --benchmark-disable
         ours = benchmark.stats.stats.data
@@ -106,7 +108,10 @@ def _run(benchmark, n: int) -> None:
     # k distinct data rows, the potential our bookkeeping reports, and the pruning at work
     assert torch.unique(out.centroids, dim=0).shape[0] == K
     assert out.info["potential"] == pytest.approx(potential(X, out.centroids), rel=1e-4)
-    assert out.info["pruned"] and info["distance_fraction"] < 0.1
+    if d <= PRUNE_MAX_DIM:
+        assert out.info["pruned"] and info["distance_fraction"] < 0.1
+    else:
+        assert not out.info["pruned"] and info["distance_fraction"] == 1.0
 
 
 @pytest.mark.parametrize("n", [36_864, 147_456], ids=["attn-36864", "attn-147456"])
@@ -120,6 +125,13 @@ def test_kmeanspp_vs_faiss_and_sklearn(benchmark, n):
 def test_kmeanspp_ffn_vs_faiss_and_sklearn(benchmark):
     """FFN shape (a 768 x 3072 weight cut into blocks of 4): minutes, sklearn's seeding most of them."""
     _run(benchmark, 589_824)
+
+
+@big
+@only_if_big
+def test_kmeanspp_dense_ffn_d8_vs_faiss_and_sklearn(benchmark):
+    """Dense mode: the FFN weight cut into blocks of 8 (294,912 x 8), every distance computed."""
+    _run(benchmark, 294_912, 8)
 
 
 @pytest.mark.ci_bench
