@@ -69,13 +69,23 @@ def assert_same_seeding(seeding, X, w, k, trials, u, sqdist=direct):
     except where the reference's potentials of the two choices agree to float64
     rounding (candidates of equal potential in real arithmetic, summed in another
     order): from there the runs part ways legitimately, and the comparison stops.
+    With the expanded formula (``sqdist=expanded``) the comparison also stops once
+    the reference's potential is down to that formula's rounding error, not 0 (every
+    point a duplicate of a centre but for rounding residues): there the drawing masses are rounding
+    residues, whose last bits depend on the shape of the matrix product (the dense
+    mode multiplies in chunks), so the draws part ways legitimately too.
     Returns the number of centres compared (k when the runs agree throughout).
     """
     Xe = torch.cat((X, X[:1]))[seeding.order]                        # padding: X[0] with weight 0
     we = torch.cat((w, w.new_zeros(1)))[seeding.order]
     chosen, candidates = reference(Xe, we, k, trials, u, sqdist)
     assert int(seeding.chosen[0]) == chosen[0]
+    # rounding floor of the expanded formula's potential: a few units of sum w (||x||^2 + max ||c||^2)
+    x2 = (Xe * Xe).sum(1)
+    floor = 64 * torch.finfo(Xe.dtype).eps * float((we * (x2 + x2.max())).sum()) if sqdist is expanded else -1.0
     for c in range(1, k):
+        if 0 < float((sqdist(Xe, Xe[chosen[:c]]).min(0).values * we).sum()) <= floor:
+            return c
         assert seeding.candidates[c - 1].tolist() == candidates[c - 1], f"step {c}"
         ours = int(seeding.chosen[c])
         if ours != chosen[c]:
