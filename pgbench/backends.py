@@ -327,23 +327,7 @@ def _kdtree():
 
 
 class FaissAssign:
-    """Exact flat-L2 assignment with faiss; the (n, d) float32 array is prepared once.
-
-    faiss picks its kernel by the number of queries: below a threshold
-    (``distance_compute_blas_threshold``; 20 up to faiss 1.13, 128,000 in 1.15,
-    where queries under about 32,000 take the sequential kernel) it sums the squared
-    differences point by point, above it uses the expanded formula
-    ||x||^2 + ||c||^2 - 2 x.c (BLAS or a fused SIMD kernel).  With faiss 1.15, one
-    thread, k = 3072, d = 4, that made 6,144 points cost 19 us each against 0.43 us
-    for 40,000 (PG's consolidated points and re-assignments are such small sets).
-    So on the CPU every search here runs with the threshold at :data:`BLAS_THRESHOLD`
-    (faiss's own earlier default; the global is restored after the call, so
-    ``faiss.Kmeans`` elsewhere keeps its setting): one formula, the expanded one that
-    faiss uses at its k-means training sizes, at every n.
-    """
-
-    #: the query count from which faiss uses its BLAS / fused kernel during our searches (faiss <= 1.13's default)
-    BLAS_THRESHOLD = 20
+    """Exact flat-L2 assignment with faiss; the (n, d) float32 array is prepared once."""
 
     def __init__(self, X: torch.Tensor):
         self.faiss = faiss_module()
@@ -362,13 +346,7 @@ class FaissAssign:
         self.index.add(np.ascontiguousarray(C.detach().cpu().numpy(), dtype=np.float32))
         points = self.points if X is self.source else np.ascontiguousarray(
             X.detach().cpu().numpy(), dtype=np.float32)
-        cvar = self.faiss.cvar
-        before = cvar.distance_compute_blas_threshold
-        cvar.distance_compute_blas_threshold = self.BLAS_THRESHOLD
-        try:
-            dist, idx = self.index.search(points, 1)        # (n, 1) each
-        finally:
-            cvar.distance_compute_blas_threshold = before
+        dist, idx = self.index.search(points, 1)            # (n, 1) each
         labels = torch.from_numpy(idx[:, 0]).to(self.device)
         sq = torch.from_numpy(dist[:, 0]).to(self.device).clamp_(min=0)
         return labels, sq

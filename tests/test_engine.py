@@ -132,29 +132,6 @@ def test_torch_and_faiss_backends_agree():
     assert torch.allclose(dt, df, atol=1e-6)
 
 
-def test_faiss_backend_searches_with_its_blas_kernel_at_every_n_and_restores_faiss():
-    faiss = backends.faiss_module()
-    X = layer_subvectors(3000, 4, seed=3)          # under faiss 1.15's sequential-kernel threshold
-    C = X[:200].clone()
-    assign = backends.FaissAssign(X)
-    seen, search = [], assign.index.search
-
-    def spy(points, k):
-        seen.append(faiss.cvar.distance_compute_blas_threshold)
-        return search(points, k)
-
-    before = faiss.cvar.distance_compute_blas_threshold
-    assign.index.search = spy
-    labels, sq = assign(X, C)
-    assert seen == [backends.FaissAssign.BLAS_THRESHOLD]
-    assert faiss.cvar.distance_compute_blas_threshold == before
-    d64 = torch.cdist(X.double(), C.double()).pow(2)
-    best = d64.min(1).values
-    clear = (d64 > best[:, None] * (1 + 1e-4) + 1e-9).sum(1) == C.shape[0] - 1   # no near-tie
-    assert torch.equal(labels[clear], d64.argmin(1)[clear]) and clear.float().mean() > 0.9
-    assert torch.allclose(sq.double(), best, atol=1e-6)
-
-
 def test_assignment_never_builds_the_full_distance_matrix():
     X = torch.randn(1000, 2)
     C = torch.randn(50, 2)
