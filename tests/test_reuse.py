@@ -11,6 +11,7 @@ import pytest
 from benchmarks import paper_scale as ps
 from pgbench import reuse, worker
 from pgbench.cases import expand
+from pgbench.cli import main
 from pgbench.runner import run_suite
 from pgbench.store import Store
 from pgbench.suite import load_suite
@@ -173,3 +174,15 @@ def test_every_case_field_is_in_the_work_key_or_a_copys_own():
     derived = {"engine_params"}                       # the given part of ``params`` (in the key), flat
     fields = {f.name for f in dataclasses.fields(Case)}
     assert fields - in_key - set(reuse.OWN_FIELDS) - not_stored - derived == set()
+
+
+def test_the_report_says_how_many_cases_are_copies(tmp_path, ckpt):
+    from pgbench.report.summary import reused_count
+
+    run_suite(_expansion(tmp_path, ckpt), tmp_path / "r", executor="inline")
+    with Store(tmp_path / "r") as store:
+        assert reused_count(store.rows()) == 2
+    out = tmp_path / "report.html"
+    assert main(["report", str(tmp_path / "r"), "-o", str(out)]) == 0
+    html = out.read_text()
+    assert 'id="reused"' in html and "2 of them are copies of a run that computed the same thing" in html

@@ -235,6 +235,7 @@ def build_context(data: ReportData, baseline: str | None = tables.DEFAULT_BASELI
         "n_measured": sum(1 for r in rows if has_metrics(r)),
         "prov": prov,
         "status_counts": summary.status_counts(rows),
+        "n_reused": summary.reused_count(rows),
         "failed": summary.failed_cases(rows),
         "method_params": summary.method_parameters(rows),
         "sources": summary.sources(rows, data.skipped),

@@ -25,6 +25,11 @@ def status_counts(rows: Sequence[Row]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def reused_count(rows: Sequence[Row]) -> int:
+    """Cases stored as copies of a run that computed the same thing (``reused_from`` set, :mod:`pgbench.reuse`)."""
+    return sum(1 for r in rows if r.get("reused_from"))
+
+
 def failed_cases(rows: Sequence[Row]) -> list[Row]:
     """The error / timeout cases, with their error text."""
     name = namer(rows)
