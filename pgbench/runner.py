@@ -93,11 +93,11 @@ def run_suite(expansion: case_mod.Expansion, results_dir: str | Path, executor: 
             """Store each of ``cases`` as a copy of the stored case ``computed_id`` (pgbench.reuse)."""
             nonlocal ran, reused
             for case in cases:
-                stored = store.copy_case(computed_id, reuse.own_values(case, computed_id))
+                own = reuse.own_values(case, computed_id)
+                stored = store.copy_case(computed_id, own)
                 ran, reused = ran + stored, reused + stored
                 if on_result is not None:
-                    on_result({**reuse.own_values(case, computed_id), "dataset": case.dataset, "status": status},
-                              stored)
+                    on_result({**own, "dataset": case.dataset, "status": status}, stored)
 
         def copy_stored_work() -> None:
             """Groups whose work a stored case did (an earlier run, another process): copied, and dropped."""
